@@ -1,0 +1,67 @@
+// The composition root: builds every long-lived object from the compiled config, wires
+// them together, and owns start-up and shutdown order. Nothing else creates cross-request state.
+import type { CompiledConfig } from './config/compile.js';
+import { AdminServer } from './admin/admin-server.js';
+import { GatewayServer } from './http/gateway-server.js';
+import { handleRequest } from './pipeline/handle-request.js';
+import type { PipelineDeps, RequestObserver } from './pipeline/deps.js';
+import { SlotQueue } from './slots/slot-queue.js';
+import { BackendPools } from './upstream/backend-pools.js';
+import { PRIORITY_CLASSES } from './config/schema.js';
+
+export interface SluiceApp {
+  readonly config: CompiledConfig;
+  readonly queue: SlotQueue;
+  readonly admin: AdminServer;
+  readonly gateway: GatewayServer;
+  /** Starts both servers; resolves with the bound ports (useful with port 0). */
+  listen(): Promise<{ port: number; adminPort: number | undefined }>;
+  /** Graceful: stop accepting, let queued and running requests finish within the grace period. */
+  shutdown(graceMs?: number): Promise<{ drained: boolean }>;
+}
+
+export function createApp(config: CompiledConfig, extraObservers: RequestObserver[] = []): SluiceApp {
+  const raw = config.raw;
+  const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed });
+  const pools = new BackendPools(raw.backend);
+  const deps: PipelineDeps = { config, queue, pools, observers: extraObservers, via: '1.1 sluice' };
+  const gateway = new GatewayServer(raw.limits, (req, res, expectsContinue) => handleRequest(req, res, deps, expectsContinue));
+  const admin = new AdminServer();
+  admin.statusSection('slots', () => ({
+    total: queue.totalSlots,
+    busy: queue.busySlots,
+    servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots })),
+    groups: queue.groupStats(),
+  }));
+  admin.statusSection('queue', () => ({
+    waiting: queue.waiting,
+    by_priority: queue.depthByClass(),
+    oldest_wait_ms: queue.oldestWaitMs(),
+    max_waiting: raw.queue.max_waiting,
+    service_ms: queue.estimator.serviceMs ?? null,
+    drain_per_second: Number(queue.estimator.drainPerSecond().toFixed(2)),
+    priority_classes: PRIORITY_CLASSES,
+  }));
+  admin.statusSection('requests', () => ({ active: gateway.activeRequests }));
+
+  return {
+    config, queue, admin, gateway,
+    async listen() {
+      const port = await gateway.listen(raw.listen.port, raw.listen.host);
+      const adminPort = raw.admin.enabled ? await admin.listen(raw.admin.port, raw.admin.host) : undefined;
+      admin.setReady(true);
+      return { port, adminPort };
+    },
+    async shutdown(graceMs = raw.shutdown.grace) {
+      admin.setReady(false);
+      const drained = await gateway.drain(graceMs);
+      if (!drained) {
+        queue.rejectAll('shutting_down');
+        gateway.closeAllConnections();
+      }
+      await pools.close();
+      if (raw.admin.enabled) await admin.close();
+      return { drained };
+    },
+  };
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+// The `sluice` command. Parses argv only; each subcommand lives in its own module.
+import { parseArgs } from 'node:util';
+import { compileConfig } from './config/compile.js';
+import { ConfigError, loadConfigFile } from './config/load.js';
+import { startCommand } from './main.js';
+
+const HELP = `sluice - a gateway for slow synchronous backends
+
+Usage:
+  sluice start [--config FILE] [--backend URL] [--slots N] [--port P] [--admin-port P] [--host H]
+      Run the gateway. Quick flags need no file; with --config they override the file.
+  sluice check --config FILE
+      Validate a config file; prints file:line:col: message and exits 2 when invalid.
+  sluice backend [--port 8000] [--slots 50] [--latency 100ms] [--report-latency 2s] ...
+      Run the test backend, which behaves like Gunicorn with N slots (see sluice backend --help).
+  sluice bench [scenario...] [--quick] [--backend test|gunicorn]
+      Run the benchmark scenarios, direct vs through Sluice; results go to bench/results/.
+  sluice --help | --version
+
+Defaults: gateway 0.0.0.0:8080, admin 127.0.0.1:9090, test backend 127.0.0.1:8000.
+Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration or arguments.
+`;
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(HELP);
+      return;
+    case '--version':
+      process.stdout.write('sluice 0.1.0\n');
+      return;
+    case 'start':
+      return startCommand(parseStartFlags(rest));
+    case 'check':
+      return checkCommand(rest);
+    case 'backend': {
+      const { runBackendCommand } = await import('./testing/backend-cli.js');
+      return runBackendCommand(rest);
+    }
+    case 'bench': {
+      const { runBenchCommand } = await import('../bench/run.js');
+      return runBenchCommand(rest);
+    }
+    default:
+      usageError(`unknown command "${command}"`);
+  }
+}
+
+function parseStartFlags(args: string[]) {
+  const { values } = parseOrExit(args, {
+    config: { type: 'string', short: 'c' },
+    backend: { type: 'string' },
+    slots: { type: 'string' },
+    port: { type: 'string' },
+    'admin-port': { type: 'string' },
+    host: { type: 'string' },
+  });
+  return {
+    config: values.config as string | undefined,
+    backend: values.backend as string | undefined,
+    slots: integerFlag('slots', values.slots),
+    port: integerFlag('port', values.port),
+    adminPort: integerFlag('admin-port', values['admin-port']),
+    host: values.host as string | undefined,
+  };
+}
+
+function checkCommand(args: string[]): void {
+  const { values } = parseOrExit(args, { config: { type: 'string', short: 'c' } });
+  const file = (values.config as string | undefined) ?? 'config/sluice.yaml';
+  try {
+    const compiled = compileConfig(loadConfigFile(file, process.env));
+    process.stdout.write(`${file}: ok (${compiled.routes.length} routes, ${compiled.totalSlots} backend slots)\n`);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.exit(2);
+  }
+}
+
+type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+
+function parseOrExit(args: string[], options: FlagSpec) {
+  try {
+    return parseArgs({ args, options, allowPositionals: false, strict: true });
+  } catch (err) {
+    return usageError((err as Error).message);
+  }
+}
+
+function integerFlag(name: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) usageError(`--${name} must be a non-negative integer, got "${String(value)}"`);
+  return n;
+}
+
+function usageError(message: string): never {
+  process.stderr.write(`sluice: ${message}\nRun "sluice --help" for usage.\n`);
+  process.exit(2);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`sluice: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});

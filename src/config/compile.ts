@@ -1,0 +1,111 @@
+// Compiles the validated config once: route globs become regular expressions, route
+// defaults are resolved against the global ones, and everything is frozen. The result is
+// what every component receives through its constructor.
+import {
+  cacheDefaults, coalesceDefaults, PRIORITY_CLASSES, type PriorityClass, type RouteCacheConfig,
+  type RouteCoalesceConfig, type RouteJobConfig, type SluiceConfig,
+} from './schema.js';
+
+export interface CompiledRoute {
+  readonly name: string;
+  /** Position in the route list; the built-in catch-all comes last. */
+  readonly index: number;
+  readonly pathPattern: string;
+  readonly pathRegex: RegExp;
+  readonly methods: ReadonlySet<string> | null;
+  readonly priority: PriorityClass;
+  /** 0 = most urgent; indexes PRIORITY_CLASSES. */
+  readonly priorityRank: number;
+  readonly totalTimeoutMs: number;
+  readonly queueTimeoutMs: number;
+  readonly maxSlots: number | undefined;
+  readonly reservedSlots: number;
+  readonly maxBodyBytes: number;
+  readonly streamResponse: boolean;
+  readonly timeouts: { readonly responseMs: number; readonly bodyMs: number };
+  readonly cache: Readonly<RouteCacheConfig>;
+  readonly coalesce: Readonly<RouteCoalesceConfig>;
+  readonly job: Readonly<RouteJobConfig> | undefined;
+}
+
+export interface CompiledConfig {
+  readonly raw: Readonly<SluiceConfig>;
+  readonly routes: readonly CompiledRoute[];
+  readonly totalSlots: number;
+}
+
+export const DEFAULT_ROUTE_NAME = 'default';
+
+export function compileConfig(config: SluiceConfig): CompiledConfig {
+  const routes = config.routes.map((route, index): CompiledRoute => ({
+    name: route.name,
+    index,
+    pathPattern: route.match.path,
+    pathRegex: globToRegex(route.match.path),
+    methods: route.match.methods ? new Set(route.match.methods) : null,
+    priority: route.priority,
+    priorityRank: PRIORITY_CLASSES.indexOf(route.priority),
+    totalTimeoutMs: route.timeout,
+    queueTimeoutMs: Math.min(route.queue_timeout ?? config.queue.timeout, route.timeout),
+    maxSlots: route.max_slots,
+    reservedSlots: route.reserved_slots,
+    maxBodyBytes: route.max_body ?? config.limits.max_body,
+    streamResponse: route.stream_response,
+    timeouts: {
+      responseMs: route.timeouts.response ?? config.backend.timeouts.response,
+      bodyMs: route.timeouts.body ?? config.backend.timeouts.body,
+    },
+    cache: Object.freeze(route.cache ?? cacheDefaults()),
+    coalesce: Object.freeze(route.coalesce ?? coalesceDefaults()),
+    job: route.job ? Object.freeze(route.job) : undefined,
+  }));
+  const hasCatchAll = routes.some((r) => r.pathPattern === '/*' && r.methods === null);
+  if (!hasCatchAll && !routes.some((r) => r.name === DEFAULT_ROUTE_NAME)) {
+    routes.push(defaultRoute(config, routes.length));
+  }
+  return deepFreeze({
+    raw: config,
+    routes,
+    totalSlots: config.backend.servers.reduce((sum, s) => sum + s.slots, 0),
+  });
+}
+
+/** Requests no configured route matches are still proxied, with the global defaults. */
+function defaultRoute(config: SluiceConfig, index: number): CompiledRoute {
+  return {
+    name: DEFAULT_ROUTE_NAME,
+    index,
+    pathPattern: '/*',
+    pathRegex: globToRegex('/*'),
+    methods: null,
+    priority: 'normal',
+    priorityRank: PRIORITY_CLASSES.indexOf('normal'),
+    totalTimeoutMs: Math.max(60_000, config.queue.timeout),
+    queueTimeoutMs: config.queue.timeout,
+    maxSlots: undefined,
+    reservedSlots: 0,
+    maxBodyBytes: config.limits.max_body,
+    streamResponse: false,
+    timeouts: {
+      responseMs: config.backend.timeouts.response,
+      bodyMs: config.backend.timeouts.body,
+    },
+    cache: cacheDefaults(),
+    coalesce: coalesceDefaults(),
+    job: undefined,
+  };
+}
+
+/** `*` matches any run of characters, including `/`; everything else is literal. */
+export function globToRegex(glob: string): RegExp {
+  const escaped = glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+  return new RegExp(`^${escaped}$`);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value) && !(value instanceof RegExp) && !(value instanceof Set)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,174 @@
+// The configuration schema: the one place that says which keys exist, their types and
+// their defaults. config/sluice.yaml documents the same keys for people; keep them in step.
+// Durations become milliseconds and sizes become bytes here, so nothing downstream parses units.
+import { z } from 'zod';
+import { parseDuration, parseSize } from './units.js';
+
+const duration = (fallback: string) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (typeof ms === 'string') {
+      ctx.addIssue({ code: 'custom', message: ms });
+      return z.NEVER;
+    }
+    return ms;
+  }).prefault(fallback);
+
+const size = (fallback: string) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const bytes = parseSize(value);
+    if (typeof bytes === 'string') {
+      ctx.addIssue({ code: 'custom', message: bytes });
+      return z.NEVER;
+    }
+    return bytes;
+  }).prefault(fallback);
+
+const port = z.number().int().min(0).max(65535);
+
+/** Queue priority classes, most urgent first. `background` is used for cache refreshes. */
+export const PRIORITY_CLASSES = ['critical', 'high', 'normal', 'low', 'background'] as const;
+export type PriorityClass = (typeof PRIORITY_CLASSES)[number];
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+const timeoutsSchema = z.strictObject({
+  connect: duration('5s'),
+  response: duration('30s'),
+  body: duration('30s'),
+});
+
+// No per-route connect timeout: backend connections are kept alive and shared by every
+// route, so connecting is a property of the backend, not of one route's request.
+const routeTimeoutsSchema = z.strictObject({
+  response: duration('30s').optional(),
+  body: duration('30s').optional(),
+});
+
+const routeCacheSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  ttl: duration('0').optional(),
+  stale_while_revalidate: duration('0').optional(),
+  stale_if_error: duration('0').optional(),
+  error_ttl: duration('0').optional(),
+  max_object: size('8MiB'),
+  vary_extra: z.array(z.string().min(1)).default([]),
+  allow_set_cookie: z.boolean().default(false),
+});
+
+const routeCoalesceSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  key_headers: z.array(z.string().min(1)).default([]),
+  on_leader_error: z.enum(['share', 'retry_one']).default('share'),
+  methods: z.array(z.enum(METHODS)).default(['GET', 'HEAD']),
+});
+
+const routeJobSchema = z.strictObject({
+  max_slots: z.number().int().min(1).default(2),
+  attempts: z.number().int().min(1).max(100).default(3),
+  backoff: duration('1s'),
+  timeout: duration('120s'),
+  wait: duration('0'),
+  result_ttl: duration('1h'),
+  max_result: size('64MiB'),
+  on_restart: z.enum(['rerun', 'fail']).default('rerun'),
+});
+
+const routeSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'route names use letters, digits, _ . -'),
+  match: z.strictObject({
+    path: z.string().startsWith('/', 'match.path must start with /').default('/*'),
+    methods: z.array(z.enum(METHODS)).min(1).optional(),
+  }).prefault({}),
+  priority: z.enum(PRIORITY_CLASSES).default('normal'),
+  /** Total time budget, counting queue time, body reads and the backend call. */
+  timeout: duration('60s'),
+  /** How long the request may wait for a slot; defaults to queue.timeout. */
+  queue_timeout: duration('0').optional(),
+  max_slots: z.number().int().min(1).optional(),
+  reserved_slots: z.number().int().min(0).default(0),
+  max_body: size('10MiB').optional(),
+  /** Stream the backend's response to the client instead of buffering it; holds the slot until the client has read it. */
+  stream_response: z.boolean().default(false),
+  timeouts: routeTimeoutsSchema.prefault({}),
+  cache: routeCacheSchema.optional(),
+  coalesce: routeCoalesceSchema.optional(),
+  job: routeJobSchema.optional(),
+});
+
+export const configSchema = z.strictObject({
+  listen: z.strictObject({ host: z.string().default('0.0.0.0'), port: port.default(8080) }).prefault({}),
+  admin: z.strictObject({
+    enabled: z.boolean().default(true),
+    host: z.string().default('127.0.0.1'),
+    port: port.default(9090),
+  }).prefault({}),
+  backend: z.strictObject({
+    servers: z.array(z.strictObject({
+      url: z.url({ protocol: /^https?$/, error: 'backend server url must be http:// or https://' }),
+      slots: z.number().int().min(1).max(10_000),
+    })).min(1, 'backend.servers needs at least one server'),
+    timeouts: timeoutsSchema.prefault({}),
+  }),
+  queue: z.strictObject({
+    max_waiting: z.number().int().min(0).default(10_000),
+    timeout: duration('10s'),
+    shed: z.enum(['early', 'timeout']).default('early'),
+  }).prefault({}),
+  limits: z.strictObject({
+    max_body: size('10MiB'),
+    max_header_bytes: size('16KiB'),
+    /** Request and response bodies above this spill from memory to a temp file. */
+    memory_buffer: size('1MiB'),
+    max_response: size('256MiB'),
+    client_body_timeout: duration('60s'),
+    keep_alive_timeout: duration('5s'),
+    temp_dir: z.string().optional(),
+  }).prefault({}),
+  routes: z.array(routeSchema).default([]),
+  cache: z.strictObject({ max_bytes: size('256MiB') }).prefault({}),
+  jobs: z.strictObject({
+    store: z.enum(['sqlite', 'memory']).default('sqlite'),
+    path: z.string().default('./data/sluice-jobs.db'),
+    prefix: z.string().regex(/^\/.*\/$/, 'jobs.prefix must start and end with /').default('/_sluice/jobs/'),
+  }).prefault({}),
+  tracing: z.strictObject({
+    exporter: z.enum(['none', 'otlp', 'console']).default('none'),
+    endpoint: z.string().default('http://127.0.0.1:4318/v1/traces'),
+    protocol: z.enum(['http/protobuf', 'http/json']).default('http/protobuf'),
+    sample_ratio: z.number().min(0).max(1).default(1),
+    service_name: z.string().default('sluice'),
+  }).prefault({}),
+  logging: z.strictObject({
+    level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+    /** `stdout`, `stderr`, or a file path. */
+    destination: z.string().default('stdout'),
+    access_log: z.boolean().default(true),
+  }).prefault({}),
+  shutdown: z.strictObject({ grace: duration('30s') }).prefault({}),
+}).superRefine((config, ctx) => {
+  const names = new Set<string>();
+  config.routes.forEach((route, index) => {
+    if (names.has(route.name)) ctx.addIssue({ code: 'custom', path: ['routes', index, 'name'], message: `duplicate route name "${route.name}"` });
+    names.add(route.name);
+  });
+  const totalSlots = config.backend.servers.reduce((sum, s) => sum + s.slots, 0);
+  const reserved = config.routes.reduce((sum, r) => sum + r.reserved_slots, 0);
+  if (reserved > totalSlots) {
+    ctx.addIssue({ code: 'custom', path: ['routes'], message: `reserved_slots add up to ${reserved}, more than the ${totalSlots} backend slots` });
+  }
+  config.routes.forEach((route, index) => {
+    if (route.max_slots !== undefined && route.reserved_slots > route.max_slots) {
+      ctx.addIssue({ code: 'custom', path: ['routes', index, 'reserved_slots'], message: 'reserved_slots cannot exceed max_slots' });
+    }
+  });
+});
+
+export type SluiceConfig = z.output<typeof configSchema>;
+export type RouteConfig = SluiceConfig['routes'][number];
+export type RouteCacheConfig = z.output<typeof routeCacheSchema>;
+export type RouteCoalesceConfig = z.output<typeof routeCoalesceSchema>;
+export type RouteJobConfig = z.output<typeof routeJobSchema>;
+export const jobDefaults = (): RouteJobConfig => routeJobSchema.parse({});
+export const coalesceDefaults = (): RouteCoalesceConfig => routeCoalesceSchema.parse({});
+export const cacheDefaults = (): RouteCacheConfig => routeCacheSchema.parse({});

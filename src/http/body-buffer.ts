@@ -1,0 +1,102 @@
+// A fully received body: kept in memory up to a threshold, spilled to a temp file beyond
+// it. Request bodies are buffered so a slow uploader never holds a backend slot; response
+// bodies so a slow downloader never does.
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { once } from 'node:events';
+
+export class BufferedBody {
+  private constructor(
+    readonly size: number,
+    private readonly memory: Buffer | undefined,
+    private readonly filePath: string | undefined,
+    private readonly dir: string | undefined,
+  ) {}
+
+  static empty(): BufferedBody {
+    return new BufferedBody(0, Buffer.alloc(0), undefined, undefined);
+  }
+
+  static fromBuffer(buffer: Buffer): BufferedBody {
+    return new BufferedBody(buffer.length, buffer, undefined, undefined);
+  }
+
+  get inMemory(): boolean {
+    return this.memory !== undefined;
+  }
+
+  /** The bytes, when held in memory; spilled bodies must be streamed. */
+  get buffer(): Buffer | undefined {
+    return this.memory;
+  }
+
+  /** A fresh stream of the whole body; may be called more than once (coalesced followers). */
+  stream(): Readable {
+    if (this.memory) return Readable.from(this.memory.length > 0 ? [this.memory] : []);
+    return createReadStream(this.filePath!);
+  }
+
+  /** Reads the whole body into memory (for stores that need bytes, such as the job result store). */
+  async toBuffer(): Promise<Buffer> {
+    if (this.memory) return this.memory;
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.stream()) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  async dispose(): Promise<void> {
+    if (this.dir) await rm(this.dir, { recursive: true, force: true }).catch(() => {});
+  }
+
+  /**
+   * Collects a stream. `onLimit` builds the error thrown when more than `maxBytes` arrive;
+   * the source is destroyed then so nothing more is read.
+   */
+  static async collect(
+    source: AsyncIterable<Buffer | Uint8Array> & { destroy?: (err?: Error) => void },
+    options: { memoryLimit: number; maxBytes: number; tempDir?: string | undefined; onLimit: () => Error },
+  ): Promise<BufferedBody> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let file: WriteStream | undefined;
+    let dir: string | undefined;
+    let filePath: string | undefined;
+    try {
+      for await (const raw of source) {
+        const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
+        size += chunk.length;
+        if (size > options.maxBytes) {
+          const err = options.onLimit();
+          source.destroy?.(err);
+          throw err;
+        }
+        if (!file && size > options.memoryLimit) {
+          dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'sluice-body-'));
+          filePath = join(dir, 'body');
+          file = createWriteStream(filePath);
+          for (const held of chunks) await write(file, held);
+          chunks.length = 0;
+        }
+        if (file) await write(file, chunk);
+        else chunks.push(chunk);
+      }
+      if (file) {
+        file.end();
+        await once(file, 'finish');
+        return new BufferedBody(size, undefined, filePath, dir);
+      }
+      return new BufferedBody(size, Buffer.concat(chunks, size), undefined, undefined);
+    } catch (err) {
+      file?.destroy();
+      if (dir) await rm(dir, { recursive: true, force: true }).catch(() => {});
+      throw err;
+    }
+  }
+}
+
+async function write(file: WriteStream, chunk: Buffer): Promise<void> {
+  if (!file.write(chunk)) await once(file, 'drain');
+}

@@ -1,0 +1,64 @@
+// Header rules of a proxy (RFC 9110 §7.6): hop-by-hop headers, including every header the
+// Connection header names, apply to one connection only and are never forwarded.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'proxy-authorization', 'proxy-authenticate',
+]);
+
+export type HeaderMap = Record<string, string | string[]>;
+
+/** Copies headers without the hop-by-hop ones; names come out lower-case. */
+export function endToEndHeaders(headers: IncomingHttpHeaders | HeaderMap): HeaderMap {
+  const named = new Set<string>();
+  const connection = headers['connection'];
+  for (const value of [connection].flat()) {
+    if (typeof value === 'string') for (const token of value.split(',')) named.add(token.trim().toLowerCase());
+  }
+  const out: HeaderMap = {};
+  for (const [rawName, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const name = rawName.toLowerCase();
+    if (HOP_BY_HOP.has(name) || named.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+export interface ForwardingFacts {
+  readonly clientAddress: string;
+  readonly protocol: 'http' | 'https';
+  readonly host: string | undefined;
+  readonly via: string;
+}
+
+/** Request headers for the backend: end-to-end headers plus X-Forwarded-* and Via. */
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders, facts: ForwardingFacts): HeaderMap {
+  const out = endToEndHeaders(headers);
+  const priorFor = headers['x-forwarded-for'];
+  out['x-forwarded-for'] = priorFor ? `${String(priorFor)}, ${facts.clientAddress}` : facts.clientAddress;
+  out['x-forwarded-proto'] = facts.protocol;
+  if (facts.host) out['x-forwarded-host'] = facts.host;
+  out['via'] = appendVia(headers['via'], facts.via);
+  // The body is sent whole with a Content-Length; the client's framing does not apply.
+  delete out['content-length'];
+  delete out['expect'];
+  return out;
+}
+
+export function appendVia(prior: string | string[] | undefined, ours: string): string {
+  const existing = [prior].flat().filter((v): v is string => typeof v === 'string' && v.length > 0);
+  return [...existing, ours].join(', ');
+}
+
+/** Response headers for the client; content-length is set by whoever writes the body. */
+export function clientResponseHeaders(headers: HeaderMap, via: string): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = endToEndHeaders(headers);
+  out['via'] = appendVia(headers['via'], via);
+  return out;
+}
+
+export function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

@@ -1,0 +1,95 @@
+// Writes the final answer of a request: a proxied/cached/coalesced response, or a Sluice
+// error. Every response carries X-Request-Id and a Server-Timing breakdown whose parts add
+// up to the total; Sluice's own errors also carry their code so they are never mistaken for
+// the backend's.
+import type { OutgoingHttpHeaders } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { errorBody, type SluiceError } from '../errors.js';
+import type { RequestContext } from '../pipeline/context.js';
+import { BufferedBody } from './body-buffer.js';
+import { clientResponseHeaders } from './headers.js';
+
+const BODYLESS_STATUSES = new Set([204, 304]);
+
+export function serverTimingHeader(ctx: RequestContext, now = performance.now()): string {
+  const total = now - ctx.startedAt;
+  const { queueMs, upstreamMs, coalesceWaitMs } = ctx.timings;
+  const gatewayMs = Math.max(0, total - queueMs - upstreamMs - coalesceWaitMs);
+  const parts = [
+    `queue;dur=${fmt(queueMs)}`,
+    `upstream;dur=${fmt(upstreamMs)}`,
+  ];
+  if (ctx.coalesceRole) parts.push(`coalesce;desc=${ctx.coalesceRole};dur=${fmt(coalesceWaitMs)}`);
+  parts.push(`gateway;dur=${fmt(gatewayMs)}`);
+  if (ctx.cacheStatus) parts.push(`cache;desc=${ctx.cacheStatus}`);
+  if (ctx.error) parts.push(`error;desc=${ctx.error.code}`);
+  parts.push(`total;dur=${fmt(total)}`);
+  return parts.join(', ');
+}
+
+function fmt(ms: number): string {
+  return (Math.round(ms * 10) / 10).toString();
+}
+
+function commonHeaders(ctx: RequestContext): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = { 'x-request-id': ctx.id, 'server-timing': serverTimingHeader(ctx) };
+  if (ctx.cacheStatusDetail) headers['cache-status'] = `sluice; ${ctx.cacheStatusDetail}`;
+  return headers;
+}
+
+export async function writeResponse(ctx: RequestContext, via: string): Promise<void> {
+  const { res } = ctx;
+  const response = ctx.response!;
+  const headers: OutgoingHttpHeaders = { ...clientResponseHeaders(response.headers, via), ...commonHeaders(ctx) };
+  const bodyless = ctx.method === 'HEAD' || BODYLESS_STATUSES.has(response.status) || (response.status >= 100 && response.status < 200);
+  if (response.body instanceof BufferedBody) {
+    // HEAD keeps the backend's Content-Length (the size a GET would have); others get the real size.
+    if (!bodyless) headers['content-length'] = String(response.body.size);
+    res.writeHead(response.status, headers);
+    if (bodyless) {
+      res.end();
+      return;
+    }
+    ctx.bytesSent = response.body.size;
+    if (response.body.buffer) {
+      res.end(response.body.buffer);
+      return;
+    }
+    await pipeline(response.body.stream(), res);
+    return;
+  }
+  // A live stream from the backend (stream_response): keep its framing.
+  delete headers['content-length'];
+  const declared = response.headers['content-length'];
+  if (declared !== undefined && !Array.isArray(declared)) headers['content-length'] = declared;
+  res.writeHead(response.status, headers);
+  if (bodyless) {
+    response.body.resume();
+    res.end();
+    return;
+  }
+  response.body.on('data', (chunk: Buffer) => { ctx.bytesSent += chunk.length; });
+  await pipeline(response.body, res);
+}
+
+export function writeError(ctx: RequestContext, err: SluiceError): void {
+  const { res } = ctx;
+  if (res.headersSent) {
+    // The status line is gone; the only honest signal left is an abrupt close.
+    res.destroy(err);
+    return;
+  }
+  const body = errorBody(err, ctx.id);
+  const headers: OutgoingHttpHeaders = {
+    ...commonHeaders(ctx),
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'x-sluice-error': err.code,
+  };
+  if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
+  if (ctx.method !== 'HEAD' && !res.req.readableEnded && err.status === 413) headers['connection'] = 'close';
+  res.writeHead(err.status, headers);
+  ctx.bytesSent = ctx.method === 'HEAD' ? 0 : Buffer.byteLength(body);
+  res.end(ctx.method === 'HEAD' ? undefined : body);
+}

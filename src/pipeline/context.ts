@@ -1,0 +1,72 @@
+// Per-request state: everything one request carries through the phases lives here, and
+// nothing else holds per-request state. Status words are closed unions, reused verbatim in
+// headers, spans, metrics and logs.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CompiledRoute } from '../config/compile.js';
+import type { SluiceError } from '../errors.js';
+import type { BufferedBody } from '../http/body-buffer.js';
+import type { HeaderMap } from '../http/headers.js';
+import type { SlotLease } from '../slots/slot-queue.js';
+import type { Readable } from 'node:stream';
+
+export type CacheStatus = 'hit' | 'stale' | 'miss' | 'bypass' | 'revalidated' | 'error-stale';
+export type CoalesceRole = 'leader' | 'follower';
+export type PhaseName =
+  | 'receive' | 'matchRoute' | 'admit' | 'lookupCache' | 'joinInFlight' | 'readBody'
+  | 'acquireSlot' | 'forwardUpstream' | 'storeResponse' | 'respond' | 'log';
+
+/** A complete answer, ready to write: from the backend, the cache, a leader or a job. */
+export interface ProxyResponse {
+  status: number;
+  headers: HeaderMap;
+  /** Buffered body, or a live stream for routes with stream_response (which holds the slot). */
+  body: BufferedBody | Readable;
+}
+
+export interface PhaseTiming { readonly name: PhaseName; readonly startMs: number; endMs: number }
+
+export interface RequestContext {
+  readonly id: string;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** performance.now() when the request headers arrived. */
+  readonly startedAt: number;
+  /** Wall-clock start, for logs. */
+  readonly startedAtEpochMs: number;
+  readonly method: string;
+  readonly pathname: string;
+  /** Including the leading `?`, or empty. */
+  readonly search: string;
+  /** The client sent `Expect: 100-continue`; 100 is written only once the request is admitted. */
+  readonly expectsContinue: boolean;
+  /** Aborted when the client goes away before its response is complete. */
+  readonly clientSignal: AbortSignal;
+  /**
+   * Aborted when nobody wants the backend's answer any more. Starts as clientSignal;
+   * a coalescing leader swaps in the flight's signal so its followers keep the call alive.
+   */
+  workSignal: AbortSignal;
+  route: CompiledRoute | undefined;
+  /** performance.now() by which the whole request must be answered (route total timeout). */
+  deadlineAt: number;
+  body: BufferedBody | undefined;
+  lease: SlotLease | undefined;
+  response: ProxyResponse | undefined;
+  error: SluiceError | undefined;
+  /** Which backend server answered, for spans and logs. */
+  backendServer: string | undefined;
+  cacheStatus: CacheStatus | undefined;
+  /** RFC 9211 parameters for the Cache-Status header, e.g. `fwd=miss; stored`. */
+  cacheStatusDetail: string | undefined;
+  coalesceRole: CoalesceRole | undefined;
+  /** Job id when the request was turned into (or is) a job. */
+  jobId: string | undefined;
+  readonly timings: { queueMs: number; upstreamMs: number; readBodyMs: number; coalesceWaitMs: number };
+  readonly phases: PhaseTiming[];
+  /** Run once after the response is written (or the request failed): release, publish, clean up. */
+  readonly finalizers: Array<(ctx: RequestContext) => void | Promise<void>>;
+  /** Bytes of body written to the client. */
+  bytesSent: number;
+  /** Attributes other components attach for observers (span attributes, log fields). */
+  readonly annotations: Record<string, string | number | boolean>;
+}

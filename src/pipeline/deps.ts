@@ -1,0 +1,27 @@
+// Long-lived objects the phases use, built once by app.ts from the compiled config.
+import type { CompiledConfig } from '../config/compile.js';
+import type { SlotQueue } from '../slots/slot-queue.js';
+import type { BackendPools } from '../upstream/backend-pools.js';
+import type { RequestContext } from './context.js';
+import type { HeaderMap } from '../http/headers.js';
+
+/**
+ * Hooks for telemetry (tracing, metrics, access log). Observers never change the outcome
+ * of a request; a throwing observer is a bug in the observer, not the request.
+ */
+export interface RequestObserver {
+  onStart?(ctx: RequestContext): void;
+  /** Called before each backend call with the outgoing headers (e.g. to inject traceparent). */
+  beforeUpstream?(ctx: RequestContext, headers: HeaderMap): void;
+  afterUpstream?(ctx: RequestContext, outcome: { status?: number; errorCode?: string; durationMs: number }): void;
+  onDone?(ctx: RequestContext): void;
+}
+
+export interface PipelineDeps {
+  readonly config: CompiledConfig;
+  readonly queue: SlotQueue;
+  readonly pools: BackendPools;
+  readonly observers: readonly RequestObserver[];
+  /** The Via token Sluice adds, e.g. `1.1 sluice`. */
+  readonly via: string;
+}

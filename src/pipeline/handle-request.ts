@@ -1,0 +1,117 @@
+// The orchestrator: runs one request through the phases in their fixed order. Each phase
+// either continues or has produced the answer; any phase may throw a SluiceError, which
+// becomes the answer. `respond` and `log` always run, and finalizers always run once.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SluiceError, toSluiceError } from '../errors.js';
+import { firstHeader } from '../http/headers.js';
+import { writeError, writeResponse } from '../http/respond.js';
+import type { PhaseName, RequestContext } from './context.js';
+import type { PipelineDeps } from './deps.js';
+import { acquireSlot } from './phases/acquire-slot.js';
+import { admit } from './phases/admit.js';
+import { forwardUpstream } from './phases/forward-upstream.js';
+import { joinInFlight } from './phases/join-in-flight.js';
+import { lookupCache } from './phases/lookup-cache.js';
+import { matchRoute } from './phases/match-route.js';
+import type { Phase } from './phases/phase.js';
+import { readBody } from './phases/read-body.js';
+import { storeResponse } from './phases/store-response.js';
+
+const PHASES: ReadonlyArray<readonly [PhaseName, Phase]> = [
+  ['matchRoute', matchRoute],
+  ['admit', admit],
+  ['lookupCache', lookupCache],
+  ['joinInFlight', joinInFlight],
+  ['readBody', readBody],
+  ['acquireSlot', acquireSlot],
+  ['forwardUpstream', forwardUpstream],
+  ['storeResponse', storeResponse],
+];
+
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps, expectsContinue = false): Promise<void> {
+  const ctx = receive(req, res, expectsContinue);
+  const deadline = new AbortController();
+  let deadlineTimer: NodeJS.Timeout | undefined;
+  for (const observer of deps.observers) observer.onStart?.(ctx);
+  try {
+    for (const [name, phase] of PHASES) {
+      const timing = { name, startMs: performance.now(), endMs: 0 };
+      ctx.phases.push(timing);
+      const result = await phase(ctx, deps);
+      timing.endMs = performance.now();
+      if (name === 'matchRoute') {
+        // The route's total timeout covers queueing, the body read and the backend call.
+        deadlineTimer = setTimeout(() => deadline.abort(new SluiceError('total_timeout', `route ${ctx.route!.name} allows ${ctx.route!.totalTimeoutMs}ms`)), Math.max(0, ctx.deadlineAt - performance.now()));
+        ctx.workSignal = AbortSignal.any([ctx.clientSignal, deadline.signal]);
+      }
+      if (result === 'respond') break;
+    }
+  } catch (err) {
+    ctx.phases.at(-1)!.endMs = performance.now();
+    ctx.error = toSluiceError(err);
+  } finally {
+    clearTimeout(deadlineTimer);
+  }
+  await respond(ctx, deps);
+  for (const finalize of ctx.finalizers.reverse()) {
+    try {
+      await finalize(ctx);
+    } catch {
+      // A failing clean-up must not stop the others; the request is already answered.
+    }
+  }
+  for (const observer of deps.observers) observer.onDone?.(ctx);
+}
+
+function receive(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): RequestContext {
+  const client = new AbortController();
+  // The client is gone if its connection closes before the response has been fully written.
+  res.once('close', () => {
+    if (!res.writableFinished) client.abort(new SluiceError('client_closed'));
+  });
+  const url = new URL(req.url ?? '/', 'http://sluice.invalid');
+  const offered = firstHeader(req.headers['x-request-id']);
+  const startedAt = performance.now();
+  return {
+    id: offered && REQUEST_ID_PATTERN.test(offered) ? offered : randomUUID(),
+    req, res, startedAt, startedAtEpochMs: Date.now(),
+    method: (req.method ?? 'GET').toUpperCase(),
+    pathname: url.pathname,
+    search: url.search,
+    expectsContinue,
+    clientSignal: client.signal,
+    workSignal: client.signal,
+    route: undefined,
+    deadlineAt: startedAt + 60_000,
+    body: undefined, lease: undefined, response: undefined, error: undefined, backendServer: undefined,
+    cacheStatus: undefined, cacheStatusDetail: undefined, coalesceRole: undefined, jobId: undefined,
+    timings: { queueMs: 0, upstreamMs: 0, readBodyMs: 0, coalesceWaitMs: 0 },
+    phases: [{ name: 'receive', startMs: startedAt, endMs: startedAt }],
+    finalizers: [],
+    bytesSent: 0,
+    annotations: {},
+  };
+}
+
+async function respond(ctx: RequestContext, deps: PipelineDeps): Promise<void> {
+  const timing = { name: 'respond' as const, startMs: performance.now(), endMs: 0 };
+  ctx.phases.push(timing);
+  try {
+    if (ctx.clientSignal.aborted) {
+      ctx.error ??= new SluiceError('client_closed');
+    } else if (ctx.error || !ctx.response) {
+      writeError(ctx, ctx.error ?? new SluiceError('internal', 'no response produced'));
+    } else {
+      await writeResponse(ctx, deps.via);
+    }
+  } catch (err) {
+    // The client went away mid-body, or the body stream failed: nothing more can be sent.
+    ctx.error ??= toSluiceError(err);
+    if (!ctx.res.destroyed) ctx.res.destroy();
+  } finally {
+    timing.endMs = performance.now();
+  }
+}

@@ -1,0 +1,48 @@
+// Calls the backend on the leased server. In buffered mode the slot is released as soon as
+// the response body is in Sluice's hands; with stream_response it is released only when the
+// client has the whole body (the finalizer), which is why streaming is opt-in per route.
+import { upstreamRequestHeaders } from '../../http/headers.js';
+import { BackendPools } from '../../upstream/backend-pools.js';
+import { callBackend } from '../../upstream/forward.js';
+import type { RequestContext } from '../context.js';
+import type { PipelineDeps } from '../deps.js';
+import type { PhaseResult } from './phase.js';
+
+export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): Promise<PhaseResult> {
+  const route = ctx.route!;
+  const lease = ctx.lease!;
+  const limits = deps.config.raw.limits;
+  const headers = upstreamRequestHeaders(ctx.req.headers, {
+    clientAddress: ctx.req.socket.remoteAddress ?? 'unknown',
+    protocol: 'http',
+    host: ctx.req.headers.host,
+    via: deps.via,
+  });
+  for (const observer of deps.observers) observer.beforeUpstream?.(ctx, headers);
+  ctx.backendServer = lease.server.url;
+  const remaining = Math.max(1, ctx.deadlineAt - performance.now());
+  const started = performance.now();
+  try {
+    ctx.response = await callBackend(deps.pools.forServer(lease.server.url), {
+      method: ctx.method,
+      path: BackendPools.basePath(lease.server.url) + ctx.pathname + ctx.search,
+      headers,
+      body: ctx.body,
+      signal: ctx.workSignal,
+      headersTimeoutMs: Math.min(route.timeouts.responseMs, remaining),
+      bodyTimeoutMs: route.timeouts.bodyMs,
+      stream: route.streamResponse,
+      buffer: { memoryLimit: limits.memory_buffer, maxBytes: limits.max_response, tempDir: limits.temp_dir },
+    });
+    const durationMs = performance.now() - started;
+    for (const observer of deps.observers) observer.afterUpstream?.(ctx, { status: ctx.response.status, durationMs });
+  } catch (err) {
+    const durationMs = performance.now() - started;
+    for (const observer of deps.observers) observer.afterUpstream?.(ctx, { errorCode: (err as { code?: string }).code ?? 'internal', durationMs });
+    throw err;
+  } finally {
+    ctx.timings.upstreamMs += performance.now() - started;
+    if (!route.streamResponse) lease.release();
+  }
+  return 'continue';
+}

@@ -1,0 +1,38 @@
+// The whole request body is read before a slot is taken, so a slow uploader costs a socket
+// and some memory (or a temp file), never a backend thread.
+import { SluiceError } from '../../errors.js';
+import { BufferedBody } from '../../http/body-buffer.js';
+import type { RequestContext } from '../context.js';
+import type { PipelineDeps } from '../deps.js';
+import type { PhaseResult } from './phase.js';
+
+export async function readBody(ctx: RequestContext, deps: PipelineDeps): Promise<PhaseResult> {
+  if (ctx.body) return 'continue';
+  const started = performance.now();
+  ctx.body = await readRequestBody(ctx, deps);
+  ctx.timings.readBodyMs += performance.now() - started;
+  return 'continue';
+}
+
+export async function readRequestBody(ctx: RequestContext, deps: PipelineDeps): Promise<BufferedBody> {
+  const limits = deps.config.raw.limits;
+  const route = ctx.route!;
+  if (ctx.expectsContinue) ctx.res.writeContinue();
+  if (ctx.req.readableEnded) return BufferedBody.empty();
+  const timer = setTimeout(() => {
+    ctx.req.destroy(new SluiceError('client_body_timeout', `no complete body within ${limits.client_body_timeout}ms`));
+  }, Math.min(limits.client_body_timeout, Math.max(0, ctx.deadlineAt - performance.now())));
+  try {
+    return await BufferedBody.collect(ctx.req, {
+      memoryLimit: limits.memory_buffer,
+      maxBytes: route.maxBodyBytes,
+      tempDir: limits.temp_dir,
+      onLimit: () => new SluiceError('body_too_large', `route ${route.name} allows ${route.maxBodyBytes} bytes`),
+    });
+  } catch (err) {
+    if (err instanceof SluiceError) throw err;
+    throw new SluiceError('client_closed', 'while sending the request body', { cause: err });
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,87 @@
+// One backend call: sends a fully buffered request and (unless streaming) reads the whole
+// response before returning, so the caller can release the slot the moment the backend is
+// done. Never retries: a retry of a non-idempotent request could run the work twice.
+import type { Pool } from 'undici';
+import { SluiceError, type ErrorCode } from '../errors.js';
+import { BufferedBody } from '../http/body-buffer.js';
+import type { HeaderMap } from '../http/headers.js';
+import type { ProxyResponse } from '../pipeline/context.js';
+
+export interface UpstreamCall {
+  readonly method: string;
+  /** Path and query as sent to the backend. */
+  readonly path: string;
+  readonly headers: HeaderMap;
+  readonly body: BufferedBody | undefined;
+  /** Aborting it cancels the call; its reason (a SluiceError) says why. */
+  readonly signal: AbortSignal;
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  /** Stream the body to the caller instead of buffering it. */
+  readonly stream: boolean;
+  readonly buffer: { readonly memoryLimit: number; readonly maxBytes: number; readonly tempDir: string | undefined };
+}
+
+export async function callBackend(pool: Pool, call: UpstreamCall): Promise<ProxyResponse> {
+  const headers: HeaderMap = { ...call.headers };
+  const hasBody = call.body !== undefined && (call.body.size > 0 || !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(call.method));
+  if (hasBody) headers['content-length'] = String(call.body!.size);
+  let response;
+  try {
+    response = await pool.request({
+      method: call.method as 'GET',
+      path: call.path,
+      headers,
+      body: hasBody ? (call.body!.buffer ?? call.body!.stream()) : null,
+      signal: call.signal,
+      headersTimeout: call.headersTimeoutMs,
+      bodyTimeout: call.bodyTimeoutMs,
+    });
+  } catch (err) {
+    throw upstreamError(err, call.signal);
+  }
+  const responseHeaders = response.headers as HeaderMap;
+  if (call.stream || call.method === 'HEAD') {
+    if (call.method === 'HEAD') await response.body.dump().catch(() => {});
+    return { status: response.statusCode, headers: responseHeaders, body: call.method === 'HEAD' ? BufferedBody.empty() : response.body };
+  }
+  try {
+    const body = await BufferedBody.collect(response.body, {
+      memoryLimit: call.buffer.memoryLimit,
+      maxBytes: call.buffer.maxBytes,
+      tempDir: call.buffer.tempDir,
+      onLimit: () => new SluiceError('upstream_response_too_large', `more than ${call.buffer.maxBytes} bytes`),
+    });
+    return { status: response.statusCode, headers: responseHeaders, body };
+  } catch (err) {
+    throw upstreamError(err, call.signal);
+  }
+}
+
+const UNDICI_CODES: Record<string, ErrorCode> = {
+  UND_ERR_CONNECT_TIMEOUT: 'connect_timeout',
+  UND_ERR_HEADERS_TIMEOUT: 'response_timeout',
+  UND_ERR_BODY_TIMEOUT: 'body_timeout',
+  UND_ERR_SOCKET: 'upstream_reset',
+  UND_ERR_CLOSED: 'upstream_reset',
+  UND_ERR_HEADERS_OVERFLOW: 'upstream_bad_response',
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'upstream_bad_response',
+  HPE_INVALID_CONSTANT: 'upstream_bad_response',
+  ECONNREFUSED: 'upstream_connect_failed',
+  ENOTFOUND: 'upstream_connect_failed',
+  EHOSTUNREACH: 'upstream_connect_failed',
+  ENETUNREACH: 'upstream_connect_failed',
+  EAI_AGAIN: 'upstream_connect_failed',
+  ECONNRESET: 'upstream_reset',
+  EPIPE: 'upstream_reset',
+};
+
+/** Maps what undici threw to the catalogue; an abort keeps the reason it was aborted with. */
+export function upstreamError(err: unknown, signal: AbortSignal): SluiceError {
+  if (err instanceof SluiceError) return err;
+  if (signal.aborted && signal.reason instanceof SluiceError) return signal.reason;
+  const code = (err as { code?: string }).code ?? '';
+  const mapped = UNDICI_CODES[code] ?? (code.startsWith('HPE_') ? 'upstream_bad_response' : undefined);
+  const detail = (err as Error).message;
+  return new SluiceError(mapped ?? 'upstream_reset', detail, { cause: err });
+}
