@@ -23,6 +23,8 @@ export interface SluiceApp {
 export function createApp(config: CompiledConfig, extraObservers: RequestObserver[] = []): SluiceApp {
   const raw = config.raw;
   const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed });
+  // Declared up front: a reservation must hold before its route's first request arrives.
+  for (const route of config.routes) queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots });
   const pools = new BackendPools(raw.backend);
   const deps: PipelineDeps = { config, queue, pools, observers: extraObservers, via: '1.1 sluice' };
   const gateway = new GatewayServer(raw.limits, (req, res, expectsContinue) => handleRequest(req, res, deps, expectsContinue));

@@ -4,25 +4,23 @@
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units.js';
 
-const duration = (fallback: string) =>
+const unitValue = (parse: (value: unknown) => number | string) =>
   z.union([z.string(), z.number()]).transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (typeof ms === 'string') {
-      ctx.addIssue({ code: 'custom', message: ms });
+    const parsed = parse(value);
+    if (typeof parsed === 'string') {
+      ctx.addIssue({ code: 'custom', message: parsed });
       return z.NEVER;
     }
-    return ms;
-  }).prefault(fallback);
+    return parsed;
+  });
 
-const size = (fallback: string) =>
-  z.union([z.string(), z.number()]).transform((value, ctx) => {
-    const bytes = parseSize(value);
-    if (typeof bytes === 'string') {
-      ctx.addIssue({ code: 'custom', message: bytes });
-      return z.NEVER;
-    }
-    return bytes;
-  }).prefault(fallback);
+/** A duration in milliseconds; `fallback` (in YAML form) when the key is absent. */
+const duration = (fallback: string) => unitValue(parseDuration).prefault(fallback);
+/** A duration that stays undefined when absent (the route inherits a global value). */
+const optionalDuration = () => unitValue(parseDuration).optional();
+/** A size in bytes; `fallback` (in YAML form) when the key is absent. */
+const size = (fallback: string) => unitValue(parseSize).prefault(fallback);
+const optionalSize = () => unitValue(parseSize).optional();
 
 const port = z.number().int().min(0).max(65535);
 
@@ -41,16 +39,16 @@ const timeoutsSchema = z.strictObject({
 // No per-route connect timeout: backend connections are kept alive and shared by every
 // route, so connecting is a property of the backend, not of one route's request.
 const routeTimeoutsSchema = z.strictObject({
-  response: duration('30s').optional(),
-  body: duration('30s').optional(),
+  response: optionalDuration(),
+  body: optionalDuration(),
 });
 
 const routeCacheSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  ttl: duration('0').optional(),
-  stale_while_revalidate: duration('0').optional(),
-  stale_if_error: duration('0').optional(),
-  error_ttl: duration('0').optional(),
+  ttl: optionalDuration(),
+  stale_while_revalidate: optionalDuration(),
+  stale_if_error: optionalDuration(),
+  error_ttl: optionalDuration(),
   max_object: size('8MiB'),
   vary_extra: z.array(z.string().min(1)).default([]),
   allow_set_cookie: z.boolean().default(false),
@@ -84,10 +82,10 @@ const routeSchema = z.strictObject({
   /** Total time budget, counting queue time, body reads and the backend call. */
   timeout: duration('60s'),
   /** How long the request may wait for a slot; defaults to queue.timeout. */
-  queue_timeout: duration('0').optional(),
+  queue_timeout: optionalDuration(),
   max_slots: z.number().int().min(1).optional(),
   reserved_slots: z.number().int().min(0).default(0),
-  max_body: size('10MiB').optional(),
+  max_body: optionalSize(),
   /** Stream the backend's response to the client instead of buffering it; holds the slot until the client has read it. */
   stream_response: z.boolean().default(false),
   timeouts: routeTimeoutsSchema.prefault({}),
