@@ -1,0 +1,10 @@
+export { runOpenLoop, DEFAULT_TIMEOUT_MS, type OpenLoopSpec } from './open-loop.js';
+export { runSlowUploads, pacedBody, type SlowUploadSpec } from './slow-upload.js';
+export { runIdleConnections, type IdleConnSpec } from './idle-conns.js';
+export { runClosedLoop, type ClosedLoopSpec } from './closed-loop.js';
+export { selfCheck, type SelfCheckResult } from './self-check.js';
+export { runSchedule, type ScheduleReport } from './schedule.js';
+export { makeKeySampler, zipfCdf, zipfSampler, seededRandom, type KeySpec } from './keys.js';
+export { OUTCOMES, type Outcome, type OutcomeCounts, type WorkloadResult } from './outcome.js';
+export type { LatencySummary } from './histogram.js';
+export type { JobPolling } from './jobs.js';
