@@ -52,12 +52,13 @@ export class BufferedBody {
   }
 
   /**
-   * Collects a stream. `onLimit` builds the error thrown when more than `maxBytes` arrive;
-   * the source is destroyed then so nothing more is read.
+   * Collects a stream. `onLimit` builds the error raised when more than `maxBytes` arrive.
+   * On overflow a request stream is only paused, so its connection can still carry the 413;
+   * other sources (a backend response) are destroyed so nothing more is read.
    */
   static async collect(
-    source: AsyncIterable<Buffer | Uint8Array> & { destroy?: (err?: Error) => void },
-    options: { memoryLimit: number; maxBytes: number; tempDir?: string | undefined; onLimit: () => Error },
+    source: Readable,
+    options: { memoryLimit: number; maxBytes: number; tempDir?: string | undefined; onLimit: () => Error; keepSourceOnLimit?: boolean },
   ): Promise<BufferedBody> {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -65,32 +66,63 @@ export class BufferedBody {
     let dir: string | undefined;
     let filePath: string | undefined;
     try {
-      for await (const raw of source) {
-        const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
-        size += chunk.length;
-        if (size > options.maxBytes) {
-          const err = options.onLimit();
-          source.destroy?.(err);
-          throw err;
-        }
-        if (!file && size > options.memoryLimit) {
-          dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'sluice-body-'));
-          filePath = join(dir, 'body');
-          file = createWriteStream(filePath);
-          for (const held of chunks) await write(file, held);
-          chunks.length = 0;
-        }
-        if (file) await write(file, chunk);
-        else chunks.push(chunk);
-      }
+      await new Promise<void>((resolve, reject) => {
+        // Once spilling, each chunk is written before the next is read (pause/resume), so
+        // a fast sender and a slow disk never pile chunks up in memory.
+        let pending: Promise<void> = Promise.resolve();
+        let spilling = false;
+        const fail = (err: Error) => { cleanup(); reject(err); };
+        const onData = (raw: Buffer | Uint8Array) => {
+          const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
+          size += chunk.length;
+          if (size > options.maxBytes) {
+            const err = options.onLimit();
+            if (options.keepSourceOnLimit) source.pause();
+            else source.destroy(err);
+            fail(err);
+            return;
+          }
+          if (!spilling && size > options.memoryLimit) {
+            spilling = true;
+            const held = chunks.splice(0);
+            pending = pending.then(async () => {
+              dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'sluice-body-'));
+              filePath = join(dir, 'body');
+              file = createWriteStream(filePath);
+              for (const c of held) await write(file, c);
+            });
+          }
+          if (!spilling) {
+            chunks.push(chunk);
+            return;
+          }
+          source.pause();
+          pending = pending.then(() => write(file!, chunk)).then(() => { source.resume(); });
+          pending.catch(fail);
+        };
+        const onEnd = () => { cleanup(); pending.then(resolve, reject); };
+        const onError = (err: Error) => fail(err);
+        const onClose = () => { if (!source.readableEnded) fail(new Error('stream closed before its end')); };
+        const cleanup = () => {
+          source.off('data', onData);
+          source.off('end', onEnd);
+          source.off('error', onError);
+          source.off('close', onClose);
+        };
+        source.on('data', onData);
+        source.on('end', onEnd);
+        source.on('error', onError);
+        source.on('close', onClose);
+      });
       if (file) {
-        file.end();
-        await once(file, 'finish');
+        const f = file as WriteStream;
+        f.end();
+        await once(f, 'finish');
         return new BufferedBody(size, undefined, filePath, dir);
       }
       return new BufferedBody(size, Buffer.concat(chunks, size), undefined, undefined);
     } catch (err) {
-      file?.destroy();
+      (file as WriteStream | undefined)?.destroy();
       if (dir) await rm(dir, { recursive: true, force: true }).catch(() => {});
       throw err;
     }

@@ -27,6 +27,7 @@ export async function readRequestBody(ctx: RequestContext, deps: PipelineDeps): 
       memoryLimit: limits.memory_buffer,
       maxBytes: route.maxBodyBytes,
       tempDir: limits.temp_dir,
+      keepSourceOnLimit: true,
       onLimit: () => new SluiceError('body_too_large', `route ${route.name} allows ${route.maxBodyBytes} bytes`),
     });
   } catch (err) {
