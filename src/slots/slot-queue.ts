@@ -259,6 +259,11 @@ export class SlotQueue {
       const next = this.firstRunnable();
       if (!next) return;
       this.remove(next);
+      // Its timer may not have fired yet; a waiter past its deadline is late, never granted.
+      if (this.now() >= next.deadlineAt) {
+        next.reject(this.overloaded('queue_timeout', `waited ${next.request.queueTimeoutMs}ms`));
+        continue;
+      }
       next.resolve(this.grant(next.request, next.enqueuedAt, next.position));
     }
   }
