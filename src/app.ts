@@ -32,7 +32,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   admin.statusSection('slots', () => ({
     total: queue.totalSlots,
     busy: queue.busySlots,
-    servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots })),
+    servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots, pool: pools.poolStats(s.url) })),
     groups: queue.groupStats(),
   }));
   admin.statusSection('queue', () => ({

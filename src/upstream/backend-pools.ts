@@ -28,6 +28,12 @@ export class BackendPools {
     return pool;
   }
 
+  /** undici's own view of a server's pool; `queued` staying 0 shows Sluice's queue is the only one. */
+  poolStats(url: string): { connected: number; running: number; queued: number } {
+    const stats = this.forServer(url).stats;
+    return { connected: stats.connected, running: stats.running, queued: stats.queued };
+  }
+
   /** Path prefix of a server URL such as http://app:8000/base, prepended to every request path. */
   static basePath(url: string): string {
     const path = new URL(url).pathname;

@@ -19,7 +19,15 @@ describe('slots', () => {
   it('runs 500 concurrent requests through 10 slots: all succeed, the backend never exceeds 10', async () => {
     const { be, gw } = await setup(10, 'queue: { timeout: 30s }\n', 20);
     const agent = client();
-    const results = await Promise.all(Array.from({ length: 500 }, (_, i) => get(`${gw.url}/api/live/${i}`, { dispatcher: agent })));
+    const pending = Array.from({ length: 500 }, (_, i) => get(`${gw.url}/api/live/${i}`, { dispatcher: agent }));
+    await new Promise((r) => setTimeout(r, 200));
+    const mid = await json(`${gw.adminUrl}/status`);
+    expect(mid.slots.busy).toBe(10);
+    expect(mid.queue.waiting).toBeGreaterThan(0);
+    // undici's pool never queues: Sluice's admission queue is the only queue.
+    expect(mid.slots.servers[0].pool.queued).toBe(0);
+    expect(mid.slots.servers[0].pool.connected).toBeLessThanOrEqual(10);
+    const results = await Promise.all(pending);
     expect(results.map((r) => r.status)).toEqual(Array(500).fill(200));
     const stats = be.stats();
     expect(stats.inflight_max).toBe(10);
