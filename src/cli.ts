@@ -14,6 +14,8 @@ Usage:
       Validate a config file; prints file:line:col: message and exits 2 when invalid.
   sluice backend [--port 8000] [--slots 50] [--latency 100ms] [--report-latency 2s] ...
       Run the test backend, which behaves like Gunicorn with N slots (see sluice backend --help).
+  sluice calibrate --url URL [--max N] [--expect N] [--step 3s]
+      Measure how many requests a backend really runs at once; recommends a slot count.
   sluice bench [scenario...] [--quick] [--backend test|gunicorn]
       Run the benchmark scenarios, direct vs through Sluice; results go to bench/results/.
   sluice --help | --version
@@ -41,6 +43,10 @@ async function main(argv: string[]): Promise<void> {
     case 'backend': {
       const { runBackendCommand } = await import('./testing/backend-cli.js');
       return runBackendCommand(rest);
+    }
+    case 'calibrate': {
+      const { runCalibrateCommand } = await import('./calibrate/calibrate-cli.js');
+      return runCalibrateCommand(rest);
     }
     case 'bench': {
       const { runBenchCommand } = await import('../bench/run.js');
