@@ -120,7 +120,7 @@ export const configSchema = z.strictObject({
     memory_buffer: size('1MiB'),
     max_response: size('256MiB'),
     client_body_timeout: duration('60s'),
-    keep_alive_timeout: duration('5s'),
+    keep_alive_timeout: duration('75s'),
     temp_dir: z.string().optional(),
   }).prefault({}),
   routes: z.array(routeSchema).default([]),

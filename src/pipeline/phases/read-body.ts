@@ -9,7 +9,9 @@ import type { PhaseResult } from './phase.js';
 export async function readBody(ctx: RequestContext, deps: PipelineDeps): Promise<PhaseResult> {
   if (ctx.body) return 'continue';
   const started = performance.now();
-  ctx.body = await readRequestBody(ctx, deps);
+  const body = await readRequestBody(ctx, deps);
+  ctx.body = body;
+  ctx.finalizers.push(() => body.dispose());
   ctx.timings.readBodyMs += performance.now() - started;
   return 'continue';
 }
