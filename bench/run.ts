@@ -1,4 +1,201 @@
-/** `sluice bench` entry point (being written). */
+// `sluice bench [scenario...] [--quick] [--backend test|gunicorn]`: runs the scenarios
+// direct and through Sluice, alternating, and writes bench/results/.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { goodputSvg, latencySvg } from './charts.js';
+import { runOnce, type ExecEnv } from './execute.js';
+import { selfCheck } from './loadgen/index.js';
+import { ProcessGroup } from './procs.js';
+import { renderMarkdown } from './report.js';
+import { benchConfigYaml } from './sluice-config.js';
+import type { BenchResults, MachineInfo, ScenarioResult } from './results-types.js';
+import { SCENARIOS, findScenario, peakOpenRate, type Mode, type Scenario, type SystemName } from './scenarios.js';
+
+const USAGE = `Usage: sluice bench [S1 S2 ... S6] [--quick] [--backend test|gunicorn] [options]
+  --quick              short runs at lower rates, each system once (under two minutes)
+  --backend KIND       test (default: starts the test backend, 50 slots, 100 ms) or
+                       gunicorn (uses an app already running, see examples/flask-gunicorn/run.sh)
+  --backend-url URL    backend for --backend gunicorn (default http://127.0.0.1:8000)
+  --slots N            backend slots (default 50)
+  --systems LIST       only these systems, e.g. direct or direct,sluice
+  --out DIR            results directory (default bench/results in the package)`;
+
+export class BenchRefusedError extends Error {}
+
+interface BenchArgs {
+  scenarios: Scenario[];
+  mode: Mode;
+  backendKind: 'test' | 'gunicorn';
+  backendUrl: string;
+  slots: number;
+  systems: SystemName[] | null;
+  outDir: string | null;
+}
+
+function parseFlags(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      quick: { type: 'boolean', default: false },
+      backend: { type: 'string', default: 'test' },
+      'backend-url': { type: 'string', default: 'http://127.0.0.1:8000' },
+      slots: { type: 'string', default: '50' },
+      systems: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+}
+
+function parseBenchArgs(argv: string[]): BenchArgs {
+  let parsed: ReturnType<typeof parseFlags>;
+  try {
+    parsed = parseFlags(argv);
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const scenarios = positionals.length ? positionals.map((id) => findScenario(id) ?? usage(`unknown scenario "${id}"`)) : [...SCENARIOS];
+  if (values.backend !== 'test' && values.backend !== 'gunicorn') usage('--backend must be test or gunicorn');
+  const slots = Number(values.slots);
+  if (!Number.isInteger(slots) || slots < 1) usage('--slots must be a positive integer');
+  const systems = values.systems ? (values.systems.split(',') as SystemName[]) : null;
+  return {
+    scenarios,
+    mode: values.quick ? 'quick' : 'full',
+    backendKind: values.backend,
+    backendUrl: values['backend-url'],
+    slots,
+    systems,
+    outDir: values.out ?? null,
+  };
+}
+
+function usage(message: string): never {
+  process.stderr.write(`sluice bench: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+/** The package root: the nearest directory above this file with Sluice's package.json. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'sluice') return dir;
+    dir = dirname(dir);
+  }
+  throw new Error('cannot find the sluice package root from bench/run');
+}
+
+function machineInfo(): MachineInfo {
+  const cpuModel = /model name\s*:\s*(.+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';
+  let openFilesLimit: number | null = null;
+  try {
+    openFilesLimit = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim()) || null;
+  } catch {
+    /* unknown */
+  }
+  return {
+    cpuModel, cores: cpus().length, memTotalMiB: Math.round(totalmem() / 2 ** 20),
+    node: process.version, platform: process.platform, kernel: release(), openFilesLimit,
+  };
+}
+
+function writeAtomic(file: string, data: string): void {
+  writeFileSync(`${file}.tmp`, data);
+  renameSync(`${file}.tmp`, file);
+}
+
+function writeResults(dir: string, results: BenchResults): string {
+  mkdirSync(dir, { recursive: true });
+  const stamp = results.startedAt.replace(/[:.]/g, '-');
+  const json = `${JSON.stringify(results, null, 2)}\n`;
+  writeAtomic(join(dir, `${stamp}.json`), json);
+  writeAtomic(join(dir, 'latest.json'), json);
+  writeAtomic(join(dir, 'latest.md'), renderMarkdown(results));
+  writeAtomic(join(dir, 'latency.svg'), latencySvg(results));
+  writeAtomic(join(dir, 'goodput.svg'), goodputSvg(results));
+  return join(dir, 'latest.md');
+}
+
+async function startBackend(args: BenchArgs, procs: ProcessGroup, cliPath: string): Promise<string> {
+  if (args.backendKind === 'gunicorn') {
+    const ok = await fetch(new URL('/health', args.backendUrl), { signal: AbortSignal.timeout(3_000) }).then((r) => r.ok, () => false);
+    if (!ok) throw new Error(`no backend answering ${args.backendUrl}/health; start examples/flask-gunicorn/run.sh first`);
+    return args.backendUrl;
+  }
+  const child = await procs.spawnServer({
+    name: 'test backend',
+    args: [cliPath, 'backend', '--port', '0', '--slots', String(args.slots), '--latency', '100ms', '--report-latency', '2s'],
+    ready: /listening on (http:\/\/[^\s]+)/,
+  });
+  return child.url;
+}
+
+function checkFdLimit(machine: MachineInfo, args: BenchArgs, notes: string[]): void {
+  const need = Math.max(0, ...args.scenarios.flatMap((s) => s.workloads(args.mode).map((w) => (w.kind === 'idle' ? w.spec.connections : 0))));
+  if (need > 0 && machine.openFilesLimit !== null && machine.openFilesLimit < need + 1024) {
+    notes.push(`⚠ open files limit ${machine.openFilesLimit} is below the ${need} idle connections S5 opens (plus headroom); raise it with ulimit -n before the run.`);
+  }
+}
+
+async function runAll(args: BenchArgs, env: ExecEnv): Promise<ScenarioResult[]> {
+  const reps = args.mode === 'full' ? 2 : 1;
+  const out: ScenarioResult[] = [];
+  for (const s of args.scenarios) {
+    const systems = s.systems.filter((sys) => !args.systems || args.systems.includes(sys));
+    const result: ScenarioResult = { id: s.id, title: s.title, load: s.load(args.mode), systems: [...systems], runs: [] };
+    for (let iteration = 1; iteration <= reps; iteration++) {
+      for (const system of systems) result.runs.push(await runOnce(s, system, iteration, env));
+    }
+    out.push(result);
+  }
+  return out;
+}
+
 export async function runBenchCommand(argv: string[]): Promise<void> {
-  throw new Error(`sluice bench is not ready yet (args: ${argv.join(' ')})`);
+  const args = parseBenchArgs(argv);
+  const root = packageRoot();
+  const cliPath = join(root, 'dist/src/cli.js');
+  const staticServerPath = join(root, 'dist/bench/static-server.js');
+  for (const f of [cliPath, staticServerPath]) if (!existsSync(f)) throw new Error(`${f} is missing; run npm run build`);
+  const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
+  const startedAt = new Date().toISOString();
+  const machine = machineInfo();
+  const notes: string[] = [];
+  checkFdLimit(machine, args, notes);
+
+  const rate = Math.max(...args.scenarios.map((s) => peakOpenRate(s, args.mode)), 100);
+  log(`generator self-check at ${rate} req/s`);
+  const check = await selfCheck({ rate, durationS: args.mode === 'full' ? 3 : 1.5 });
+  if (!check.passed) {
+    throw new BenchRefusedError(`refusing to report: the load generator itself is too slow on this machine (${check.reasons.join('; ')})`);
+  }
+
+  const procs = new ProcessGroup();
+  try {
+    const backendUrl = await startBackend(args, procs, cliPath);
+    log(`backend ${backendUrl} (${args.slots} slots), mode ${args.mode}`);
+    const env: ExecEnv = { mode: args.mode, log, procs, cliPath, staticServerPath, backendUrl, slots: args.slots };
+    const scenarios = await runAll(args, env);
+    const sluiceConfig = benchConfigYaml(backendUrl, args.slots);
+    const results: BenchResults = {
+      version: 1, startedAt, finishedAt: new Date().toISOString(), mode: args.mode,
+      backend: { kind: args.backendKind, url: backendUrl, slots: args.slots, latency: args.backendKind === 'test' ? '100 ms per request, 2 s per report' : 'as configured' },
+      machine, selfCheck: check, sluiceConfig, scenarios, notes,
+    };
+    const report = writeResults(args.outDir ?? join(root, 'bench/results'), results);
+    log(`wrote ${report}`);
+  } finally {
+    await procs.close();
+  }
 }

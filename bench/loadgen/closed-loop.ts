@@ -29,14 +29,23 @@ export async function runClosedLoop(spec: ClosedLoopSpec): Promise<WorkloadResul
   const measureFrom = t0 + spec.warmupS * 1000;
   const endAt = measureFrom + spec.durationS * 1000;
   let measuring = false;
-  const startTimer = setTimeout(() => {
+  // The generator's own CPU in the window tells whether it, not the server, was the limit.
+  let cpu0 = process.cpuUsage();
+  let generatorCpuS = 0;
+  const begin = (): void => {
     measuring = true;
+    cpu0 = process.cpuUsage();
     spec.onMeasureStart?.();
-  }, spec.warmupS * 1000);
-  const endTimer = setTimeout(() => {
+  };
+  const finish = (): void => {
+    if (!measuring) return;
     measuring = false;
+    const cpu = process.cpuUsage(cpu0);
+    generatorCpuS = (cpu.user + cpu.system) / 1e6;
     spec.onMeasureEnd?.();
-  }, endAt - t0);
+  };
+  const startTimer = setTimeout(begin, spec.warmupS * 1000);
+  const endTimer = setTimeout(finish, endAt - t0);
   const worker = async (): Promise<void> => {
     while (performance.now() < endAt) {
       const sentAt = performance.now();
@@ -48,13 +57,15 @@ export async function runClosedLoop(spec: ClosedLoopSpec): Promise<WorkloadResul
   };
   try {
     await Promise.all(Array.from({ length: spec.concurrency }, worker));
-    if (measuring) {
-      measuring = false;
-      spec.onMeasureEnd?.();
-    }
+    finish();
     const result = finishTally(tally, { name: spec.name, kind: 'closed', offeredRate: 0, durationS: spec.durationS });
     result.offeredRate = result.goodput;
-    result.extra = { concurrency: spec.concurrency, warmupS: spec.warmupS, achievedRate: Math.round(tally.sent / spec.durationS) };
+    result.extra = {
+      concurrency: spec.concurrency,
+      warmupS: spec.warmupS,
+      achievedRate: Math.round(tally.sent / spec.durationS),
+      generatorCpuS: Math.round(generatorCpuS * 100) / 100,
+    };
     return result;
   } finally {
     clearTimeout(startTimer);

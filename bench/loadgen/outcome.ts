@@ -78,14 +78,18 @@ export interface WorkloadResult {
 
 export function finishTally(
   t: Tally,
-  meta: { name: string; kind: WorkloadResult['kind']; offeredRate: number; durationS: number },
+  meta: { name: string; kind: WorkloadResult['kind']; offeredRate: number; durationS: number; goodputWindowS?: number },
   extra?: Record<string, unknown>,
 ): WorkloadResult {
+  // Goodput is per second of the sending window, unless the work outlasts it by design
+  // (an upload started near the end still takes its full transfer time).
+  const { goodputWindowS, ...rest } = meta;
+  const window = goodputWindowS ?? meta.durationS;
   const result: WorkloadResult = {
-    ...meta,
+    ...rest,
     sent: t.sent,
     counts: { ...t.counts },
-    goodput: meta.durationS > 0 ? round2(t.counts.ok / meta.durationS) : 0,
+    goodput: window > 0 ? round2(t.counts.ok / window) : 0,
     latency: summarize(t.okLatency),
     latencyAll: summarize(t.allLatency),
     sendLag: summarize(t.sendLag),

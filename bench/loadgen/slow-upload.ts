@@ -117,10 +117,21 @@ export async function runSlowUploads(spec: SlowUploadSpec): Promise<WorkloadResu
       ),
     );
     const offeredRate = (spec.clients * spec.bytesPerSec) / spec.bytes;
+    const wallS = (performance.now() - t0) / 1000;
+    const tickMs = spec.tickMs ?? 100;
+    const chunks = Math.ceil(spec.bytes / Math.ceil((spec.bytesPerSec * tickMs) / 1000));
     return finishTally(
       tally,
-      { name: spec.name, kind: 'upload', offeredRate: Math.round(offeredRate * 100) / 100, durationS: spec.durationS },
-      { clients: spec.clients, bytes: spec.bytes, bytesPerSec: spec.bytesPerSec, mismatches: counters.mismatches, wallS: (performance.now() - t0) / 1000 },
+      { name: spec.name, kind: 'upload', offeredRate: Math.round(offeredRate * 100) / 100, durationS: spec.durationS, goodputWindowS: wallS },
+      {
+        clients: spec.clients,
+        bytes: spec.bytes,
+        bytesPerSec: spec.bytesPerSec,
+        mismatches: counters.mismatches,
+        wallS: Math.round(wallS * 100) / 100,
+        // The last chunk leaves (chunks - 1) ticks after the first: no upload can be faster.
+        transferFloorS: ((chunks - 1) * tickMs) / 1000,
+      },
     );
   } finally {
     await closeAgent(agent);

@@ -1,0 +1,191 @@
+import type { ClosedLoopSpec, IdleConnSpec, OpenLoopSpec, SlowUploadSpec } from './loadgen/index.js';
+
+/**
+ * Scenario definitions. A scenario says what load to offer; bench/execute.ts decides
+ * where it goes (straight to the backend, or through Sluice) and what to measure.
+ */
+
+export type SystemName = 'direct' | 'sluice' | 'node-http';
+export type Mode = 'full' | 'quick';
+export type ScenarioId = 'S1' | 'S2' | 'S3' | 'S4' | 'S5' | 'S6';
+
+/** Workloads name their target-independent parts; the executor fills in the target. */
+export type WorkloadDef =
+  | { kind: 'open'; spec: Omit<OpenLoopSpec, 'origin'> }
+  | { kind: 'upload'; spec: Omit<SlowUploadSpec, 'origin'> }
+  | { kind: 'idle'; spec: Omit<IdleConnSpec, 'host' | 'port'> }
+  | { kind: 'closed'; spec: Omit<ClosedLoopSpec, 'origin' | 'onMeasureStart' | 'onMeasureEnd'> };
+
+export interface Scenario {
+  id: ScenarioId;
+  title: string;
+  /** One line for the report: the load, in the words of the scenario table. */
+  load: (mode: Mode) => string;
+  /** Systems compared, in the order they alternate. */
+  systems: readonly SystemName[];
+  workloads: (mode: Mode) => WorkloadDef[];
+}
+
+const JOB_POLLING = { pollIntervalMs: 250, timeoutMs: 60_000 };
+
+/** Quick mode: short runs and lower rates, still past the backend's capacity where it matters. */
+const pick = <T>(mode: Mode, full: T, quick: T): T => (mode === 'full' ? full : quick);
+
+function liveReads(mode: Mode, fullRate: number, quickRate: number): WorkloadDef {
+  return {
+    kind: 'open',
+    spec: {
+      name: 'live reads',
+      method: 'GET',
+      path: '/api/live/{key}',
+      keys: { kind: 'uniform', n: 1000 },
+      rate: pick(mode, fullRate, quickRate),
+      durationS: pick(mode, 12, 3),
+      seed: 3,
+    },
+  };
+}
+
+const S1: Scenario = {
+  id: 'S1',
+  title: 'hot reads',
+  load: (m) => `GET /api/items/{zipf s=1.0 over 1,000 ids} at ${pick(m, '1,000', '600')} req/s`,
+  systems: ['direct', 'sluice'],
+  workloads: (mode) => [
+    {
+      kind: 'open',
+      spec: {
+        name: 'item reads',
+        method: 'GET',
+        path: '/api/items/{key}',
+        keys: { kind: 'zipf', n: 1000, s: 1.0 },
+        rate: pick(mode, 1000, 600),
+        durationS: pick(mode, 12, 3),
+        seed: 1,
+      },
+    },
+  ],
+};
+
+const S2: Scenario = {
+  id: 'S2',
+  title: 'unique overload',
+  load: (m) => `GET /api/live/{unique} at ${pick(m, 750, 600)} req/s (capacity 500 req/s)`,
+  systems: ['direct', 'sluice'],
+  workloads: (mode) => [
+    {
+      kind: 'open',
+      spec: {
+        name: 'unique reads',
+        method: 'GET',
+        path: '/api/live/{key}',
+        keys: { kind: 'unique' },
+        rate: pick(mode, 750, 600),
+        durationS: pick(mode, 12, 3),
+      },
+    },
+  ],
+};
+
+const S3: Scenario = {
+  id: 'S3',
+  title: 'slow uploaders',
+  load: (m) =>
+    `60 clients POST ${pick(m, '256', '64')} KiB at 32 KiB/s to /api/upload, plus GET /api/live/{key} at ${pick(m, 200, 100)} req/s`,
+  systems: ['direct', 'sluice'],
+  workloads: (mode) => [
+    liveReads(mode, 200, 100),
+    {
+      kind: 'upload',
+      spec: {
+        name: 'slow uploads',
+        path: '/api/upload',
+        clients: 60,
+        bytes: pick(mode, 256, 64) * 1024,
+        bytesPerSec: 32 * 1024,
+        durationS: pick(mode, 12, 3),
+      },
+    },
+  ],
+};
+
+const S4: Scenario = {
+  id: 'S4',
+  title: 'long jobs mixed',
+  load: (m) =>
+    `POST /api/reports (2 s) at 15/s plus GET /api/live/{key} at 300/s for ${pick(m, 12, 3)} s; via Sluice reports are jobs (202, poll, result)`,
+  systems: ['direct', 'sluice'],
+  workloads: (mode) => [
+    liveReads(mode, 300, 300),
+    {
+      kind: 'open',
+      spec: {
+        name: 'reports (completion)',
+        method: 'POST',
+        path: '/api/reports',
+        keys: { kind: 'fixed', key: '' },
+        rate: 15,
+        durationS: pick(mode, 12, 3),
+        headers: { 'content-type': 'application/json' },
+        body: (i) => JSON.stringify({ report: i, kind: 'bench' }),
+        jobs: JOB_POLLING,
+      },
+    },
+  ],
+};
+
+const S5: Scenario = {
+  id: 'S5',
+  title: 'idle connections',
+  load: (m) =>
+    pick(m, '10,000 keep-alive connections, each GET /health every 10 s for 20 s', '1,000 keep-alive connections, each GET /health every 2 s for 4 s'),
+  systems: ['direct', 'sluice'],
+  workloads: (mode) => [
+    {
+      kind: 'idle',
+      spec: {
+        name: 'idle connections',
+        path: '/health',
+        connections: pick(mode, 10_000, 1_000),
+        intervalS: pick(mode, 10, 2),
+        durationS: pick(mode, 20, 4),
+      },
+    },
+  ],
+};
+
+const S6: Scenario = {
+  id: 'S6',
+  title: 'cached throughput',
+  load: (m) =>
+    `closed loop, ${pick(m, 64, 32)} connections, GET /api/items/1 (a cached response) for ${pick(m, 10, 3)} s; baseline: node:http serving the same bytes`,
+  systems: ['node-http', 'sluice'],
+  workloads: (mode) => [
+    {
+      kind: 'closed',
+      spec: {
+        name: 'cached item',
+        path: '/api/items/1',
+        concurrency: pick(mode, 64, 32),
+        durationS: pick(mode, 10, 3),
+        warmupS: pick(mode, 2, 1),
+      },
+    },
+  ],
+};
+
+export const SCENARIOS: readonly Scenario[] = [S1, S2, S3, S4, S5, S6];
+
+export function findScenario(id: string): Scenario | undefined {
+  return SCENARIOS.find((s) => s.id.toLowerCase() === id.toLowerCase());
+}
+
+/** Highest open-loop arrival rate a scenario offers at once (for the generator self-check). */
+export function peakOpenRate(s: Scenario, mode: Mode): number {
+  let total = 0;
+  for (const w of s.workloads(mode)) {
+    if (w.kind === 'open') total += w.spec.rate;
+    if (w.kind === 'idle') total += w.spec.connections / w.spec.intervalS;
+  }
+  return total;
+}

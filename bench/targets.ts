@@ -1,0 +1,75 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ProcessGroup } from './procs.js';
+import type { SystemName } from './scenarios.js';
+import { writeBenchConfig } from './sluice-config.js';
+
+/** Where a run's load goes, and the process (if any) whose cost is measured. */
+export interface Target {
+  system: SystemName;
+  origin: string;
+  host: string;
+  port: number;
+  /** The measured process: Sluice, or the node:http baseline. */
+  pid?: number;
+  adminUrl?: string;
+  /** The YAML Sluice ran with, for the report. */
+  configYaml?: string;
+  stop(): Promise<void>;
+}
+
+export interface TargetEnv {
+  procs: ProcessGroup;
+  cliPath: string;
+  staticServerPath: string;
+  backendUrl: string;
+  slots: number;
+}
+
+function fromUrl(system: SystemName, url: string): Omit<Target, 'stop'> {
+  const u = new URL(url);
+  return { system, origin: u.origin, host: u.hostname, port: Number(u.port) };
+}
+
+async function startSluice(env: TargetEnv): Promise<Target> {
+  const { file, yaml } = writeBenchConfig(env.backendUrl, env.slots);
+  const child = await env.procs.spawnServer({
+    name: 'sluice',
+    args: [env.cliPath, 'start', '--config', file, '--backend', env.backendUrl, '--slots', String(env.slots)],
+    ready: /listening on (http:\/\/[^\s]+)/,
+    alsoWaitFor: /admin on http:\/\//,
+  });
+  const admin = child.startupLines.map((l) => /admin on (http:\/\/[^\s/]+)/.exec(l)?.[1]).find(Boolean);
+  return { ...fromUrl('sluice', child.url), pid: child.pid, adminUrl: admin, configYaml: yaml, stop: child.stop };
+}
+
+/** The S6 baseline serves exactly the bytes and headers the backend gives for `path`. */
+async function startNodeHttp(env: TargetEnv, path: string): Promise<Target> {
+  const res = await fetch(new URL(path, env.backendUrl), { signal: AbortSignal.timeout(5_000) });
+  const body = Buffer.from(await res.arrayBuffer());
+  const headers: Record<string, string> = {};
+  for (const name of ['content-type', 'cache-control', 'etag']) {
+    const v = res.headers.get(name);
+    if (v !== null) headers[name] = v;
+  }
+  const file = join(mkdtempSync(join(tmpdir(), 'sluice-bench-')), 'static-response.json');
+  writeFileSync(file, JSON.stringify({ headers, bodyBase64: body.toString('base64') }));
+  const child = await env.procs.spawnServer({
+    name: 'node-http',
+    args: [env.staticServerPath, file],
+    ready: /listening on (http:\/\/[^\s]+)/,
+  });
+  return { ...fromUrl('node-http', child.url), pid: child.pid, stop: child.stop };
+}
+
+export async function startTarget(system: SystemName, env: TargetEnv, baselinePath: string): Promise<Target> {
+  switch (system) {
+    case 'direct':
+      return { ...fromUrl('direct', env.backendUrl), stop: async () => undefined };
+    case 'sluice':
+      return startSluice(env);
+    case 'node-http':
+      return startNodeHttp(env, baselinePath);
+  }
+}
