@@ -8,12 +8,18 @@ import type { PipelineDeps, RequestObserver } from './pipeline/deps.js';
 import { SlotQueue } from './slots/slot-queue.js';
 import { BackendPools } from './upstream/backend-pools.js';
 import { PRIORITY_CLASSES } from './config/schema.js';
+import { registerDashboard } from './admin/dashboard.js';
+import { registerMetricsAdmin } from './admin/metrics-admin.js';
+import { registerQueueView } from './admin/queue-view.js';
+import { Telemetry } from './telemetry/telemetry.js';
 
 export interface SluiceApp {
   readonly config: CompiledConfig;
   readonly queue: SlotQueue;
   readonly admin: AdminServer;
   readonly gateway: GatewayServer;
+  /** Tracing, metrics, access log and the live window; `telemetry.jobs` traces jobs. */
+  readonly telemetry: Telemetry;
   /** Starts both servers; resolves with the bound ports (useful with port 0). */
   listen(): Promise<{ port: number; adminPort: number | undefined }>;
   /** Graceful: stop accepting, let queued and running requests finish within the grace period. */
@@ -26,9 +32,13 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   // Declared up front: a reservation must hold before its route's first request arrives.
   for (const route of config.routes) queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots });
   const pools = new BackendPools(raw.backend);
-  const deps: PipelineDeps = { config, queue, pools, observers: extraObservers, via: '1.1 sluice' };
+  const telemetry = new Telemetry(raw, queue);
+  const deps: PipelineDeps = { config, queue, pools, observers: [...telemetry.observers, ...extraObservers], via: '1.1 sluice' };
   const gateway = new GatewayServer(raw.limits, (req, res, expectsContinue) => handleRequest(req, res, deps, expectsContinue));
   const admin = new AdminServer();
+  registerMetricsAdmin(admin, telemetry.metrics);
+  registerQueueView(admin, queue);
+  registerDashboard(admin, telemetry.live);
   admin.statusSection('slots', () => ({
     total: queue.totalSlots,
     busy: queue.busySlots,
@@ -47,8 +57,9 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   admin.statusSection('requests', () => ({ active: gateway.activeRequests }));
 
   return {
-    config, queue, admin, gateway,
+    config, queue, admin, gateway, telemetry,
     async listen() {
+      telemetry.start();
       const port = await gateway.listen(raw.listen.port, raw.listen.host);
       const adminPort = raw.admin.enabled ? await admin.listen(raw.admin.port, raw.admin.host) : undefined;
       admin.setReady(true);
@@ -63,6 +74,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
       }
       await pools.close();
       if (raw.admin.enabled) await admin.close();
+      await telemetry.shutdown();
       return { drained };
     },
   };

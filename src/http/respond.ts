@@ -11,24 +11,33 @@ import { clientResponseHeaders } from './headers.js';
 
 const BODYLESS_STATUSES = new Set([204, 304]);
 
+/**
+ * Server-Timing: where the request's time went, up to the moment the response head is
+ * written. Parts are rounded to 0.1 ms first and `gateway` (Sluice's own work: routing,
+ * cache lookup, writing) is what remains, so the durations add up to `total` exactly.
+ * `body` appears when a request body was read; `coalesce`, `cache` and `error` when they apply.
+ */
 export function serverTimingHeader(ctx: RequestContext, now = performance.now()): string {
-  const total = now - ctx.startedAt;
-  const { queueMs, upstreamMs, coalesceWaitMs } = ctx.timings;
-  const gatewayMs = Math.max(0, total - queueMs - upstreamMs - coalesceWaitMs);
-  const parts = [
-    `queue;dur=${fmt(queueMs)}`,
-    `upstream;dur=${fmt(upstreamMs)}`,
-  ];
-  if (ctx.coalesceRole) parts.push(`coalesce;desc=${ctx.coalesceRole};dur=${fmt(coalesceWaitMs)}`);
-  parts.push(`gateway;dur=${fmt(gatewayMs)}`);
+  const total = tenths(now - ctx.startedAt);
+  const queue = tenths(ctx.timings.queueMs);
+  // A part that is not shown is not subtracted either: its time stays in `gateway`.
+  const showBody = ctx.body !== undefined && ctx.body.size > 0;
+  const body = showBody ? tenths(ctx.timings.readBodyMs) : 0;
+  const coalesce = ctx.coalesceRole ? tenths(ctx.timings.coalesceWaitMs) : 0;
+  const upstream = tenths(ctx.timings.upstreamMs);
+  const gateway = Math.max(0, tenths(total - queue - body - coalesce - upstream));
+  const parts = [`queue;dur=${queue}`];
+  if (showBody) parts.push(`body;dur=${body}`);
+  if (ctx.coalesceRole) parts.push(`coalesce;desc=${ctx.coalesceRole};dur=${coalesce}`);
+  parts.push(`upstream;dur=${upstream}`, `gateway;dur=${gateway}`);
   if (ctx.cacheStatus) parts.push(`cache;desc=${ctx.cacheStatus}`);
   if (ctx.error) parts.push(`error;desc=${ctx.error.code}`);
-  parts.push(`total;dur=${fmt(total)}`);
+  parts.push(`total;dur=${total}`);
   return parts.join(', ');
 }
 
-function fmt(ms: number): string {
-  return (Math.round(ms * 10) / 10).toString();
+function tenths(ms: number): number {
+  return Math.round(ms * 10) / 10;
 }
 
 function commonHeaders(ctx: RequestContext): OutgoingHttpHeaders {

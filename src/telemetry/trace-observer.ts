@@ -1,0 +1,196 @@
+// One SERVER span per request, a CLIENT span per backend attempt (started live, so the
+// traceparent the backend receives names it), and child spans for the phases that take
+// time, built after the fact from ctx.phases with their real start and end times.
+// A W3C traceparent/tracestate from the client is continued; the backend gets ours.
+import {
+  ROOT_CONTEXT, SpanKind, SpanStatusCode, defaultTextMapGetter, defaultTextMapSetter, trace,
+  type Attributes, type Context, type Span, type SpanContext, type Tracer,
+} from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import type { HeaderMap } from '../http/headers.js';
+import type { PhaseTiming, RequestContext } from '../pipeline/context.js';
+import type { RequestObserver } from '../pipeline/deps.js';
+import {
+  ATTR_CLIENT_ADDRESS, ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE,
+  ATTR_NETWORK_PROTOCOL_VERSION, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_SLUICE_BACKEND_SERVER, ATTR_SLUICE_BODY_BYTES,
+  ATTR_SLUICE_CACHE_STATUS, ATTR_SLUICE_COALESCE_ROLE, ATTR_SLUICE_COALESCE_WAIT_MS, ATTR_SLUICE_JOB_ID,
+  ATTR_SLUICE_PRIORITY, ATTR_SLUICE_QUEUE_POSITION, ATTR_SLUICE_QUEUE_WAIT_MS, ATTR_SLUICE_REQUEST_ID, ATTR_URL_FULL,
+  ATTR_URL_PATH, ATTR_URL_SCHEME, ATTR_USER_AGENT_ORIGINAL, SPAN_COALESCE, SPAN_QUEUE, SPAN_READ_BODY,
+} from './attributes.js';
+
+interface RequestSpans {
+  readonly server: Span;
+  /** The client's context with our SERVER span in it: the parent of every child span. */
+  readonly context: Context;
+  upstream: Span | undefined;
+}
+
+/**
+ * A performance.now() reading (what ctx.phases hold) as epoch milliseconds, anchored at the
+ * request's wall-clock start: sub-millisecond offsets within the request, and no drift
+ * between the monotonic clock and the wall clock over a long uptime.
+ */
+export function epochMs(ctx: RequestContext, perfNowMs: number): number {
+  return ctx.startedAtEpochMs + (perfNowMs - ctx.startedAt);
+}
+
+export class TracingObserver implements RequestObserver {
+  private readonly live = new WeakMap<RequestContext, RequestSpans>();
+  private readonly propagator = new W3CTraceContextPropagator();
+
+  constructor(private readonly tracer: Tracer) {}
+
+  onStart(ctx: RequestContext): void {
+    const parent = this.propagator.extract(ROOT_CONTEXT, ctx.req.headers, defaultTextMapGetter);
+    const attributes: Attributes = {
+      [ATTR_HTTP_REQUEST_METHOD]: ctx.method,
+      [ATTR_URL_PATH]: ctx.pathname,
+      [ATTR_URL_SCHEME]: 'http',
+      [ATTR_NETWORK_PROTOCOL_VERSION]: ctx.req.httpVersion,
+      [ATTR_SLUICE_REQUEST_ID]: ctx.id,
+    };
+    const address = ctx.req.socket.remoteAddress;
+    if (address) attributes[ATTR_CLIENT_ADDRESS] = address;
+    const agent = ctx.req.headers['user-agent'];
+    if (agent) attributes[ATTR_USER_AGENT_ORIGINAL] = agent;
+    const server = this.tracer.startSpan(ctx.method, { kind: SpanKind.SERVER, startTime: ctx.startedAtEpochMs, attributes }, parent);
+    this.live.set(ctx, { server, context: trace.setSpan(parent, server), upstream: undefined });
+  }
+
+  beforeUpstream(ctx: RequestContext, headers: HeaderMap): void {
+    const spans = this.live.get(ctx);
+    spans?.upstream?.end(epochMs(ctx, performance.now()));
+    const parent = spans?.context ?? ROOT_CONTEXT;
+    const serverUrl = ctx.lease?.server.url ?? ctx.backendServer;
+    const attributes: Attributes = { [ATTR_HTTP_REQUEST_METHOD]: ctx.method, [ATTR_SLUICE_REQUEST_ID]: ctx.id };
+    if (serverUrl) Object.assign(attributes, backendAttributes(serverUrl, ctx.pathname + ctx.search));
+    const client = this.tracer.startSpan(ctx.method, { kind: SpanKind.CLIENT, startTime: epochMs(ctx, performance.now()), attributes }, parent);
+    if (spans) spans.upstream = client;
+    // The client's own traceparent was forwarded as an end-to-end header; ours replaces it.
+    delete headers['traceparent'];
+    delete headers['tracestate'];
+    this.propagator.inject(trace.setSpan(parent, client), headers, defaultTextMapSetter);
+  }
+
+  afterUpstream(ctx: RequestContext, outcome: { status?: number; errorCode?: string; durationMs: number }): void {
+    const spans = this.live.get(ctx);
+    const client = spans?.upstream;
+    if (!client || !spans) return;
+    spans.upstream = undefined;
+    if (outcome.status !== undefined) client.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, outcome.status);
+    const errorType = outcome.errorCode ?? (outcome.status !== undefined && outcome.status >= 500 ? String(outcome.status) : undefined);
+    if (errorType) {
+      client.setAttribute(ATTR_ERROR_TYPE, errorType);
+      client.setStatus({ code: SpanStatusCode.ERROR, message: errorType });
+    }
+    client.end(epochMs(ctx, performance.now()));
+  }
+
+  onDone(ctx: RequestContext): void {
+    const spans = this.live.get(ctx);
+    if (!spans) return;
+    this.live.delete(ctx);
+    spans.upstream?.end(epochMs(ctx, performance.now()));
+    this.phaseSpans(ctx, spans.context);
+    finishServerSpan(ctx, spans.server);
+  }
+
+  /** The request's SERVER span context (for job submission spans and log correlation). */
+  spanContextOf(ctx: RequestContext): SpanContext | undefined {
+    return this.live.get(ctx)?.server.spanContext();
+  }
+
+  /** The request's context, to parent spans other components start while it runs. */
+  contextOf(ctx: RequestContext): Context | undefined {
+    return this.live.get(ctx)?.context;
+  }
+
+  private phaseSpans(ctx: RequestContext, parent: Context): void {
+    const common = { [ATTR_SLUICE_REQUEST_ID]: ctx.id };
+    const readBody = findPhase(ctx, 'readBody');
+    if (readBody && ctx.body && ctx.body.size > 0) {
+      this.childSpan(ctx, SPAN_READ_BODY, readBody, parent, { ...common, [ATTR_SLUICE_BODY_BYTES]: ctx.body.size });
+    }
+    const join = findPhase(ctx, 'joinInFlight');
+    if (join && ctx.coalesceRole === 'follower') {
+      this.childSpan(ctx, SPAN_COALESCE, join, parent, {
+        ...common, [ATTR_SLUICE_COALESCE_ROLE]: 'follower', [ATTR_SLUICE_COALESCE_WAIT_MS]: round(ctx.timings.coalesceWaitMs),
+      });
+    }
+    const queue = findPhase(ctx, 'acquireSlot');
+    if (queue) {
+      const attributes: Attributes = { ...common, [ATTR_SLUICE_QUEUE_WAIT_MS]: round(ctx.timings.queueMs) };
+      if (ctx.route) attributes[ATTR_SLUICE_PRIORITY] = ctx.route.priority;
+      const position = ctx.annotations[ATTR_SLUICE_QUEUE_POSITION];
+      if (position !== undefined) attributes[ATTR_SLUICE_QUEUE_POSITION] = position;
+      // No lease means the wait ended without a slot: shed, timed out, or the client left.
+      const failure = ctx.lease ? undefined : ctx.error?.code;
+      this.childSpan(ctx, SPAN_QUEUE, queue, parent, attributes, failure);
+    }
+  }
+
+  private childSpan(ctx: RequestContext, name: string, phase: PhaseTiming, parent: Context, attributes: Attributes, errorType?: string): void {
+    const span = this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: epochMs(ctx, phase.startMs), attributes }, parent);
+    if (errorType) {
+      span.setAttribute(ATTR_ERROR_TYPE, errorType);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: errorType });
+    }
+    span.end(epochMs(ctx, phase.endMs || phase.startMs));
+  }
+}
+
+function finishServerSpan(ctx: RequestContext, server: Span): void {
+  if (ctx.route) {
+    server.updateName(`${ctx.method} ${ctx.route.name}`);
+    server.setAttribute(ATTR_HTTP_ROUTE, ctx.route.name);
+  }
+  if (server.isRecording()) server.setAttributes(outcomeAttributes(ctx));
+  const status = responseStatus(ctx);
+  const errorType = ctx.error?.code ?? (status !== undefined && status >= 500 ? String(status) : undefined);
+  if (errorType) server.setAttribute(ATTR_ERROR_TYPE, errorType);
+  // Server spans count 4xx (the client's doing, including a client that left) as not failed.
+  if ((status !== undefined && status >= 500) || (ctx.error && ctx.error.source !== 'client')) {
+    server.setStatus({ code: SpanStatusCode.ERROR, message: errorType ?? '' });
+  }
+  const respond = findPhase(ctx, 'respond');
+  server.end(epochMs(ctx, respond?.endMs || performance.now()));
+}
+
+/** Everything the pipeline learnt about the request, in the sluice namespace. */
+function outcomeAttributes(ctx: RequestContext): Attributes {
+  const attributes: Attributes = { ...ctx.annotations };
+  const status = responseStatus(ctx);
+  if (status !== undefined) attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
+  if (ctx.route) attributes[ATTR_SLUICE_PRIORITY] = ctx.route.priority;
+  if (findPhase(ctx, 'acquireSlot')) attributes[ATTR_SLUICE_QUEUE_WAIT_MS] = round(ctx.timings.queueMs);
+  if (ctx.cacheStatus) attributes[ATTR_SLUICE_CACHE_STATUS] = ctx.cacheStatus;
+  if (ctx.coalesceRole) attributes[ATTR_SLUICE_COALESCE_ROLE] = ctx.coalesceRole;
+  if (ctx.backendServer) attributes[ATTR_SLUICE_BACKEND_SERVER] = ctx.backendServer;
+  if (ctx.jobId) attributes[ATTR_SLUICE_JOB_ID] = ctx.jobId;
+  return attributes;
+}
+
+/** The status the client got; none when it left before the response head was written. */
+export function responseStatus(ctx: RequestContext): number | undefined {
+  return ctx.res.headersSent ? ctx.res.statusCode : undefined;
+}
+
+export function backendAttributes(serverUrl: string, pathAndQuery: string): Attributes {
+  const url = new URL(serverUrl);
+  const base = url.pathname.replace(/\/$/, '');
+  return {
+    [ATTR_URL_FULL]: `${url.origin}${base}${pathAndQuery}`,
+    [ATTR_SERVER_ADDRESS]: url.hostname,
+    [ATTR_SERVER_PORT]: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+    [ATTR_SLUICE_BACKEND_SERVER]: serverUrl,
+  };
+}
+
+function findPhase(ctx: RequestContext, name: PhaseTiming['name']): PhaseTiming | undefined {
+  for (const phase of ctx.phases) if (phase.name === name) return phase;
+  return undefined;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
