@@ -6,7 +6,7 @@ import {
   type WorkloadResult,
 } from './loadgen/index.js';
 import { readBackendStats, resetBackendStats, waitBackendIdle, type BackendStats } from './backend-stats.js';
-import { ProcSampler, type ProcessUsage } from './proc-stats.js';
+import { MachineMeter, ProcSampler, type MachineLoad, type ProcessUsage } from './proc-stats.js';
 import type { Mode, Scenario, SystemName, WorkloadDef } from './scenarios.js';
 import { startTarget, type Target, type TargetEnv } from './targets.js';
 
@@ -22,6 +22,8 @@ export interface RunResult {
   process: (ProcessUsage & { cpuPerRequestUs: number | null }) | null;
   /** CPU seconds of the bench process itself (generator) during the run. */
   generatorCpuS: number;
+  /** Whole-machine CPU during the load, and the part used by unrelated processes. */
+  machine: MachineLoad | null;
   /** Milliseconds spent waiting for the backend to finish leftovers before the run. */
   backendSettleMs: number | null;
   sluiceStatus?: unknown;
@@ -73,7 +75,9 @@ function okRequests(results: WorkloadResult[]): number {
   return results.reduce((n, r) => n + r.counts.ok, 0);
 }
 
-async function loadTarget(defs: WorkloadDef[], target: Target) {
+async function loadTarget(defs: WorkloadDef[], target: Target, backendPid: number | undefined) {
+  const ownPids = [process.pid, target.pid, backendPid].filter((p): p is number => p !== undefined);
+  const meter = new MachineMeter(ownPids);
   const sampler = target.pid !== undefined ? new ProcSampler(target.pid) : undefined;
   const usage: { value?: ProcessUsage } = {};
   const closedLoop = defs.some((d) => d.kind === 'closed');
@@ -82,7 +86,8 @@ async function loadTarget(defs: WorkloadDef[], target: Target) {
   const workloads = await Promise.all(defs.map((d) => workloadRunner(d, target, sampler, usage)));
   const cpu = process.cpuUsage(cpu0);
   if (!closedLoop && sampler) usage.value = sampler.stop();
-  return { workloads, usage: usage.value, generatorCpuS: Math.round((cpu.user + cpu.system) / 1e4) / 100 };
+  const machine = meter.stop();
+  return { workloads, usage: usage.value, machine, generatorCpuS: Math.round((cpu.user + cpu.system) / 1e4) / 100 };
 }
 
 /** One scenario on one system: settle, reset, start the target, load it, collect. */
@@ -90,7 +95,7 @@ export async function runOnce(s: Scenario, system: SystemName, iteration: number
   const started = performance.now();
   const base: RunResult = {
     system, iteration, startedAt: new Date().toISOString(), wallS: 0, workloads: [], backend: null,
-    process: null, generatorCpuS: 0, backendSettleMs: null,
+    process: null, generatorCpuS: 0, machine: null, backendSettleMs: null,
   };
   let target: Target | undefined;
   try {
@@ -98,9 +103,10 @@ export async function runOnce(s: Scenario, system: SystemName, iteration: number
     await resetBackendStats(env.backendUrl);
     target = await startTarget(system, env, '/api/items/1');
     env.log(`${s.id} ${system} #${iteration}: load on ${target.origin}`);
-    const { workloads, usage, generatorCpuS } = await loadTarget(s.workloads(env.mode), target);
+    const { workloads, usage, machine, generatorCpuS } = await loadTarget(s.workloads(env.mode), target, env.backendPid);
     base.workloads = workloads;
     base.generatorCpuS = generatorCpuS;
+    base.machine = machine;
     if (usage) {
       const ok = okRequests(workloads);
       base.process = { ...usage, cpuPerRequestUs: ok > 0 ? Math.round((usage.cpuS * 1e6) / ok) : null };

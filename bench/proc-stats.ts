@@ -36,6 +36,52 @@ export function readMemoryMiB(pid: number): { rss: number; hwm: number } | undef
   }
 }
 
+/** Busy CPU seconds of the whole machine, all cores (user+nice+system+irq+softirq+steal). */
+export function readMachineBusySeconds(ticks: number): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+    return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / ticks;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface MachineLoad {
+  /** Average cores busy on the whole machine during the window. */
+  busyCores: number;
+  /** Of those, cores used by processes other than the bench, the backend and the target. */
+  otherCores: number;
+}
+
+/**
+ * Accounts the machine's CPU over a window, to show when something outside the
+ * benchmark (another build, another test run) competed with it for the cores.
+ */
+export class MachineMeter {
+  private readonly ticks = clockTicks();
+  private readonly t0 = performance.now();
+  private readonly busy0: number;
+  private readonly own0: number;
+
+  constructor(private readonly ownPids: number[]) {
+    this.busy0 = readMachineBusySeconds(this.ticks) ?? 0;
+    this.own0 = this.ownCpu();
+  }
+
+  private ownCpu(): number {
+    return this.ownPids.reduce((sum, pid) => sum + (readCpuSeconds(pid, this.ticks) ?? 0), 0);
+  }
+
+  stop(): MachineLoad {
+    const wallS = Math.max(0.001, (performance.now() - this.t0) / 1000);
+    const busy = (readMachineBusySeconds(this.ticks) ?? this.busy0) - this.busy0;
+    const own = this.ownCpu() - this.own0;
+    const r2 = (x: number): number => Math.round(x * 100) / 100;
+    return { busyCores: r2(busy / wallS), otherCores: r2(Math.max(0, busy - own) / wallS) };
+  }
+}
+
 export interface ProcessUsage {
   pid: number;
   /** CPU seconds spent between start() and stop(). */

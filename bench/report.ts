@@ -61,7 +61,16 @@ function workloadNotes(run: RunResult, w: WorkloadResult): string[] {
   return notes;
 }
 
-function scenarioSection(s: ScenarioResult): string {
+/** Unrelated processes using this much CPU make a run's numbers suspect. */
+export const OTHER_CPU_WARN_CORES = 0.25;
+
+function runNotes(run: RunResult, cores: number): string[] {
+  const m = run.machine;
+  if (!m || m.otherCores < OTHER_CPU_WARN_CORES) return [];
+  return [`⚠ ${run.system} #${run.iteration}: processes outside the benchmark used ${fmt(m.otherCores, 2)} of ${cores} cores during this run (machine busy ${fmt(m.busyCores, 2)} cores).`];
+}
+
+function scenarioSection(s: ScenarioResult, cores: number): string {
   const head = [
     `## ${s.id} ${s.title}`,
     '',
@@ -71,7 +80,7 @@ function scenarioSection(s: ScenarioResult): string {
     '|---|---|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|',
   ];
   const rows = s.runs.flatMap(runRows);
-  const notes = s.runs.flatMap((r) => r.workloads.flatMap((w) => workloadNotes(r, w)));
+  const notes = s.runs.flatMap((r) => [...runNotes(r, cores), ...r.workloads.flatMap((w) => workloadNotes(r, w))]);
   return [...head, ...rows, '', ...notes.map((n) => `- ${n}`), ''].join('\n');
 }
 
@@ -88,7 +97,8 @@ function preamble(r: BenchResults): string {
     `- Generator self-check at ${fmt(sc.rate)} req/s against an in-process server that answers at once: p99 ${ms(sc.latencyP99Ms)} ms, dispatch lag p99 ${ms(sc.sendLagP99Ms)} ms — ${sc.passed ? 'passed' : 'FAILED'}.`,
     '- Generator, Sluice and backend share this machine; their CPU use competes. Latency is measured from each',
     '  request\'s scheduled send time (open loop, no coordinated omission) and the percentiles are over ok (2xx)',
-    '  responses; goodput is ok responses per second of offered load. "direct" sends the load straight to the backend.',
+    '  responses; goodput is ok responses per second, from the first scheduled send to the last ok answer (never',
+    '  less than the sending window). "direct" sends the load straight to the backend.',
     '- Backend executions and abandoned work are read after the backend finished everything queued in the run.',
     '',
     ...r.notes.map((n) => `- ${n}`),
@@ -102,5 +112,5 @@ function preamble(r: BenchResults): string {
 
 export function renderMarkdown(r: BenchResults): string {
   const config = r.sluiceConfig ? ['## Sluice configuration used', '', '```yaml', r.sluiceConfig.trimEnd(), '```', ''] : [];
-  return [preamble(r), ...r.scenarios.map(scenarioSection), ...config].join('\n');
+  return [preamble(r), ...r.scenarios.map((s) => scenarioSection(s, r.machine.cores)), ...config].join('\n');
 }

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { goodputSvg, latencySvg } from './charts.js';
 import { runOnce, type ExecEnv } from './execute.js';
 import { selfCheck } from './loadgen/index.js';
+import { MachineMeter } from './proc-stats.js';
 import { ProcessGroup } from './procs.js';
 import { renderMarkdown } from './report.js';
 import { benchConfigYaml } from './sluice-config.js';
@@ -127,18 +128,18 @@ function writeResults(dir: string, results: BenchResults): string {
   return join(dir, 'latest.md');
 }
 
-async function startBackend(args: BenchArgs, procs: ProcessGroup, cliPath: string): Promise<string> {
+async function startBackend(args: BenchArgs, procs: ProcessGroup, cliPath: string): Promise<{ url: string; pid?: number }> {
   if (args.backendKind === 'gunicorn') {
     const ok = await fetch(new URL('/health', args.backendUrl), { signal: AbortSignal.timeout(3_000) }).then((r) => r.ok, () => false);
     if (!ok) throw new Error(`no backend answering ${args.backendUrl}/health; start examples/flask-gunicorn/run.sh first`);
-    return args.backendUrl;
+    return { url: args.backendUrl };
   }
   const child = await procs.spawnServer({
     name: 'test backend',
     args: [cliPath, 'backend', '--port', '0', '--slots', String(args.slots), '--latency', '100ms', '--report-latency', '2s'],
     ready: /listening on (http:\/\/[^\s]+)/,
   });
-  return child.url;
+  return { url: child.url, pid: child.pid };
 }
 
 function checkFdLimit(machine: MachineInfo, args: BenchArgs, notes: string[]): void {
@@ -176,16 +177,22 @@ export async function runBenchCommand(argv: string[]): Promise<void> {
 
   const rate = Math.max(...args.scenarios.map((s) => peakOpenRate(s, args.mode)), 100);
   log(`generator self-check at ${rate} req/s`);
+  const meter = new MachineMeter([process.pid]);
   const check = await selfCheck({ rate, durationS: args.mode === 'full' ? 3 : 1.5 });
+  const load = meter.stop();
   if (!check.passed) {
-    throw new BenchRefusedError(`refusing to report: the load generator itself is too slow on this machine (${check.reasons.join('; ')})`);
+    throw new BenchRefusedError(
+      `refusing to report: the load generator itself is too slow on this machine (${check.reasons.join('; ')}); ` +
+        `other processes used ${load.otherCores} of ${machine.cores} cores meanwhile${load.otherCores >= 0.25 ? ', so try again on a quieter machine' : ''}`,
+    );
   }
 
   const procs = new ProcessGroup();
   try {
-    const backendUrl = await startBackend(args, procs, cliPath);
+    const backend = await startBackend(args, procs, cliPath);
+    const backendUrl = backend.url;
     log(`backend ${backendUrl} (${args.slots} slots), mode ${args.mode}`);
-    const env: ExecEnv = { mode: args.mode, log, procs, cliPath, staticServerPath, backendUrl, slots: args.slots };
+    const env: ExecEnv = { mode: args.mode, log, procs, cliPath, staticServerPath, backendUrl, backendPid: backend.pid, slots: args.slots };
     const scenarios = await runAll(args, env);
     const sluiceConfig = benchConfigYaml(backendUrl, args.slots);
     const results: BenchResults = {

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ProcessGroup } from './procs.js';
@@ -24,6 +24,8 @@ export interface TargetEnv {
   cliPath: string;
   staticServerPath: string;
   backendUrl: string;
+  /** Set when the bench started the backend itself (its CPU is then accounted). */
+  backendPid?: number;
   slots: number;
 }
 
@@ -32,16 +34,27 @@ function fromUrl(system: SystemName, url: string): Omit<Target, 'stop'> {
   return { system, origin: u.origin, host: u.hostname, port: Number(u.port) };
 }
 
+/** Stops the process, then removes its per-run directory (config, job store, spills). */
+function stopAndClean(stop: () => Promise<void>, workDir: string): () => Promise<void> {
+  return async () => {
+    await stop();
+    rmSync(workDir, { recursive: true, force: true });
+  };
+}
+
 async function startSluice(env: TargetEnv): Promise<Target> {
-  const { file, yaml } = writeBenchConfig(env.backendUrl, env.slots);
+  const { file, yaml, workDir } = writeBenchConfig(env.backendUrl, env.slots);
   const child = await env.procs.spawnServer({
     name: 'sluice',
     args: [env.cliPath, 'start', '--config', file, '--backend', env.backendUrl, '--slots', String(env.slots)],
     ready: /listening on (http:\/\/[^\s]+)/,
     alsoWaitFor: /admin on http:\/\//,
+  }).catch((err: unknown) => {
+    rmSync(workDir, { recursive: true, force: true });
+    throw err;
   });
   const admin = child.startupLines.map((l) => /admin on (http:\/\/[^\s/]+)/.exec(l)?.[1]).find(Boolean);
-  return { ...fromUrl('sluice', child.url), pid: child.pid, adminUrl: admin, configYaml: yaml, stop: child.stop };
+  return { ...fromUrl('sluice', child.url), pid: child.pid, adminUrl: admin, configYaml: yaml, stop: stopAndClean(child.stop, workDir) };
 }
 
 /** The S6 baseline serves exactly the bytes and headers the backend gives for `path`. */
@@ -53,14 +66,15 @@ async function startNodeHttp(env: TargetEnv, path: string): Promise<Target> {
     const v = res.headers.get(name);
     if (v !== null) headers[name] = v;
   }
-  const file = join(mkdtempSync(join(tmpdir(), 'sluice-bench-')), 'static-response.json');
+  const workDir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
+  const file = join(workDir, 'static-response.json');
   writeFileSync(file, JSON.stringify({ headers, bodyBase64: body.toString('base64') }));
   const child = await env.procs.spawnServer({
     name: 'node-http',
     args: [env.staticServerPath, file],
     ready: /listening on (http:\/\/[^\s]+)/,
   });
-  return { ...fromUrl('node-http', child.url), pid: child.pid, stop: child.stop };
+  return { ...fromUrl('node-http', child.url), pid: child.pid, stop: stopAndClean(child.stop, workDir) };
 }
 
 export async function startTarget(system: SystemName, env: TargetEnv, baselinePath: string): Promise<Target> {

@@ -1,5 +1,5 @@
 import { DEFAULT_TIMEOUT_MS } from './open-loop.js';
-import { finishTally, newTally, recordOutcome, type WorkloadResult } from './outcome.js';
+import { deliveryWindowS, finishTally, newTally, recordOutcome, type WorkloadResult } from './outcome.js';
 import { RawConnection, type RawAnswer } from './raw-http.js';
 import { runSchedule } from './schedule.js';
 
@@ -59,13 +59,16 @@ export async function runIdleConnections(spec: IdleConnSpec): Promise<WorkloadRe
   const conns = Array.from({ length: spec.connections }, () => new RawConnection(spec.host, spec.port, 10_000));
   const timeoutMs = spec.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const openSamples: number[] = [];
+  let sampler: NodeJS.Timeout | undefined;
   try {
     const connectPhase = await openAll(spec, conns);
-    const sampler = setInterval(() => openSamples.push(countOpen(conns)), 1000);
+    sampler = setInterval(() => openSamples.push(countOpen(conns)), 1000);
     const rate = spec.connections / spec.intervalS;
+    let firstAt = 0;
     const report = await runSchedule(
       { rate, durationS: spec.durationS, drainTimeoutMs: timeoutMs + 2_000, lag: tally.sendLag },
       async (i, at) => {
+        if (i === 0) firstAt = at;
         tally.sent++;
         const conn = conns[i % conns.length];
         const answer: RawAnswer = conn ? await conn.get(spec.path, at + timeoutMs) : { outcome: 'conn_error' };
@@ -76,7 +79,7 @@ export async function runIdleConnections(spec: IdleConnSpec): Promise<WorkloadRe
     const openAtEnd = countOpen(conns);
     return finishTally(
       tally,
-      { name: spec.name, kind: 'idle', offeredRate: rate, durationS: spec.durationS },
+      { name: spec.name, kind: 'idle', offeredRate: rate, durationS: spec.durationS, goodputWindowS: deliveryWindowS(tally, firstAt, spec.durationS) },
       {
         connections: spec.connections,
         connectPhase,
@@ -88,6 +91,7 @@ export async function runIdleConnections(spec: IdleConnSpec): Promise<WorkloadRe
       },
     );
   } finally {
+    clearInterval(sampler);
     for (const c of conns) c.destroy();
   }
 }

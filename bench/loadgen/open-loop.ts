@@ -3,7 +3,7 @@ import { closeAgent, exchange, newAgent, outcomeOf } from './http.js';
 import { followJob, type JobPolling } from './jobs.js';
 import { makeKeySampler, type KeySpec } from './keys.js';
 import { newHistogram, recordMs, summarize } from './histogram.js';
-import { finishTally, newTally, recordOutcome, type Tally, type WorkloadResult } from './outcome.js';
+import { deliveryWindowS, finishTally, newTally, recordOutcome, round2, type Tally, type WorkloadResult } from './outcome.js';
 import { runSchedule } from './schedule.js';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -73,10 +73,12 @@ export async function runOpenLoop(spec: OpenLoopSpec): Promise<WorkloadResult> {
   const nextKey = makeKeySampler(spec.keys, spec.seed ?? 1);
   const timeoutMs = spec.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const drainMs = Math.max(timeoutMs, spec.jobs?.timeoutMs ?? 0) + 2_000;
+  let firstAt = 0;
   try {
     const report = await runSchedule(
       { rate: spec.rate, durationS: spec.durationS, drainTimeoutMs: drainMs, lag: tally.sendLag },
       (i, at) => {
+        if (i === 0) firstAt = at;
         tally.sent++;
         const path = spec.path.replace('{key}', encodeURIComponent(nextKey()));
         return oneRequest(agent, spec, tally, jobStats, path, i, at).catch(() => {
@@ -84,8 +86,10 @@ export async function runOpenLoop(spec: OpenLoopSpec): Promise<WorkloadResult> {
         });
       },
     );
+    const windowS = deliveryWindowS(tally, firstAt, spec.durationS);
     const extra: Record<string, unknown> = {
       planned: report.planned,
+      deliveryWindowS: round2(windowS),
       sendWindowS: Math.round(report.sendWindowMs) / 1000,
       unsettled: report.unsettled,
     };
@@ -94,7 +98,11 @@ export async function runOpenLoop(spec: OpenLoopSpec): Promise<WorkloadResult> {
       extra.jobPolls = jobStats.polls;
       extra.submitLatency = summarize(jobStats.submitLatency);
     }
-    return finishTally(tally, { name: spec.name, kind: 'open', offeredRate: spec.rate, durationS: spec.durationS }, extra);
+    return finishTally(
+      tally,
+      { name: spec.name, kind: 'open', offeredRate: spec.rate, durationS: spec.durationS, goodputWindowS: windowS },
+      extra,
+    );
   } finally {
     if (!spec.agent) await closeAgent(agent);
   }

@@ -38,6 +38,8 @@ export interface Tally {
   sendLag: Histogram;
   statuses: Map<number, number>;
   sent: number;
+  /** performance.now() of the last ok completion (0 when none). */
+  lastOkAt: number;
 }
 
 export function newTally(): Tally {
@@ -48,13 +50,17 @@ export function newTally(): Tally {
     sendLag: newHistogram(),
     statuses: new Map(),
     sent: 0,
+    lastOkAt: 0,
   };
 }
 
 export function recordOutcome(t: Tally, outcome: Outcome, latencyMs: number, status?: number): void {
   t.counts[outcome]++;
   recordMs(t.allLatency, latencyMs);
-  if (outcome === 'ok') recordMs(t.okLatency, latencyMs);
+  if (outcome === 'ok') {
+    recordMs(t.okLatency, latencyMs);
+    t.lastOkAt = performance.now();
+  }
   if (status !== undefined) t.statuses.set(status, (t.statuses.get(status) ?? 0) + 1);
 }
 
@@ -97,6 +103,16 @@ export function finishTally(
   };
   if (extra) result.extra = extra;
   return result;
+}
+
+/**
+ * Seconds over which goodput is counted for an open-loop run: from the first scheduled
+ * send to the last ok answer, and never less than the sending window. An overloaded
+ * server that answers its backlog after the sending stopped does not get credited
+ * with a rate it never delivered.
+ */
+export function deliveryWindowS(t: Tally, firstScheduledAt: number, durationS: number): number {
+  return Math.max(durationS, t.lastOkAt > 0 ? (t.lastOkAt - firstScheduledAt) / 1000 : 0);
 }
 
 export function round2(x: number): number {
