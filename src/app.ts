@@ -12,6 +12,8 @@ import { registerDashboard } from './admin/dashboard.js';
 import { registerMetricsAdmin } from './admin/metrics-admin.js';
 import { registerQueueView } from './admin/queue-view.js';
 import { Telemetry } from './telemetry/telemetry.js';
+import { registerJobsAdmin } from './admin/jobs-admin.js';
+import { JobService } from './jobs/service.js';
 
 export interface SluiceApp {
   readonly config: CompiledConfig;
@@ -20,6 +22,8 @@ export interface SluiceApp {
   readonly gateway: GatewayServer;
   /** Tracing, metrics, access log and the live window; `telemetry.jobs` traces jobs. */
   readonly telemetry: Telemetry;
+  /** Long jobs: store, runner and resources. */
+  readonly jobs: JobService;
   /** Starts both servers; resolves with the bound ports (useful with port 0). */
   listen(): Promise<{ port: number; adminPort: number | undefined }>;
   /** Graceful: stop accepting, let queued and running requests finish within the grace period. */
@@ -33,12 +37,18 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   for (const route of config.routes) queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots });
   const pools = new BackendPools(raw.backend);
   const telemetry = new Telemetry(raw, queue);
-  const deps: PipelineDeps = { config, queue, pools, observers: [...telemetry.observers, ...extraObservers], via: '1.1 sluice' };
+  const jobs = new JobService({
+    config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs,
+    warn: (message, err) => telemetry.logger.warn({ err }, message),
+  });
+  const deps: PipelineDeps = { config, queue, pools, observers: [...telemetry.observers, ...extraObservers], via: '1.1 sluice', jobs };
   const gateway = new GatewayServer(raw.limits, (req, res, expectsContinue) => handleRequest(req, res, deps, expectsContinue));
   const admin = new AdminServer();
   registerMetricsAdmin(admin, telemetry.metrics);
   registerQueueView(admin, queue);
   registerDashboard(admin, telemetry.live);
+  registerJobsAdmin(admin, jobs);
+  telemetry.metrics.watchJobs(() => jobs.stats().by_state);
   admin.statusSection('slots', () => ({
     total: queue.totalSlots,
     busy: queue.busySlots,
@@ -57,9 +67,10 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   admin.statusSection('requests', () => ({ active: gateway.activeRequests }));
 
   return {
-    config, queue, admin, gateway, telemetry,
+    config, queue, admin, gateway, telemetry, jobs,
     async listen() {
       telemetry.start();
+      jobs.start();
       const port = await gateway.listen(raw.listen.port, raw.listen.host);
       const adminPort = raw.admin.enabled ? await admin.listen(raw.admin.port, raw.admin.host) : undefined;
       admin.setReady(true);
@@ -67,11 +78,13 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     },
     async shutdown(graceMs = raw.shutdown.grace) {
       admin.setReady(false);
-      const drained = await gateway.drain(graceMs);
+      // Running jobs get the same grace; cut off, they stay `running` for on_restart.
+      const [drained] = await Promise.all([gateway.drain(graceMs), jobs.drain(graceMs)]);
       if (!drained) {
         queue.rejectAll('shutting_down');
         gateway.closeAllConnections();
       }
+      jobs.close();
       await pools.close();
       if (raw.admin.enabled) await admin.close();
       await telemetry.shutdown();

@@ -34,6 +34,11 @@ export const ERROR_CATALOGUE = {
   job_not_found: { status: 404, source: 'client', retryable: false, message: 'No such job' },
   job_not_finished: { status: 409, source: 'client', retryable: true, message: 'Job has not finished' },
   job_result_too_large: { status: 502, source: 'backend', retryable: false, message: 'Job result exceeds job.max_result' },
+  job_canceled: { status: 409, source: 'client', retryable: false, message: 'Job was canceled' },
+  job_interrupted: { status: 500, source: 'gateway', retryable: true, message: 'Job was running when Sluice stopped' },
+  job_store_failed: { status: 500, source: 'gateway', retryable: true, message: 'Job could not be stored' },
+  upstream_unavailable: { status: 502, source: 'backend', retryable: true, message: 'Backend answered 502, 503 or 504' },
+  idempotency_key_reused: { status: 422, source: 'client', retryable: false, message: 'Idempotency-Key was already used for a different request' },
   internal: { status: 500, source: 'gateway', retryable: false, message: 'Internal gateway error' },
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -13,7 +13,7 @@ export type CacheStatus = 'hit' | 'stale' | 'miss' | 'bypass' | 'revalidated' | 
 export type CoalesceRole = 'leader' | 'follower';
 export type PhaseName =
   | 'receive' | 'matchRoute' | 'admit' | 'lookupCache' | 'joinInFlight' | 'readBody'
-  | 'acquireSlot' | 'forwardUpstream' | 'storeResponse' | 'respond' | 'log';
+  | 'acquireSlot' | 'forwardUpstream' | 'storeResponse' | 'respond' | 'log' | 'jobResource';
 
 /** A complete answer, ready to write: from the backend, the cache, a leader or a job. */
 export interface ProxyResponse {

@@ -4,6 +4,7 @@ import type { SlotQueue } from '../slots/slot-queue.js';
 import type { BackendPools } from '../upstream/backend-pools.js';
 import type { RequestContext } from './context.js';
 import type { HeaderMap } from '../http/headers.js';
+import type { JobService } from '../jobs/service.js';
 
 /**
  * Hooks for telemetry (tracing, metrics, access log). Observers never change the outcome
@@ -24,4 +25,6 @@ export interface PipelineDeps {
   readonly observers: readonly RequestObserver[];
   /** The Via token Sluice adds, e.g. `1.1 sluice`. */
   readonly via: string;
+  /** Long jobs: submission (admit), the job resources, and their execution. */
+  readonly jobs: JobService;
 }

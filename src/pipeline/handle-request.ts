@@ -9,7 +9,7 @@ import { writeError, writeResponse } from '../http/respond.js';
 import type { PhaseName, RequestContext } from './context.js';
 import type { PipelineDeps } from './deps.js';
 import { acquireSlot } from './phases/acquire-slot.js';
-import { admit } from './phases/admit.js';
+import { admit, jobResource } from './phases/admit.js';
 import { forwardUpstream } from './phases/forward-upstream.js';
 import { joinInFlight } from './phases/join-in-flight.js';
 import { lookupCache } from './phases/lookup-cache.js';
@@ -29,6 +29,9 @@ const PHASES: ReadonlyArray<readonly [PhaseName, Phase]> = [
   ['storeResponse', storeResponse],
 ];
 
+/** Requests under jobs.prefix are Sluice's own job resources: no route, no backend. */
+const JOB_RESOURCE_PHASES: ReadonlyArray<readonly [PhaseName, Phase]> = [['jobResource', jobResource]];
+
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps, expectsContinue = false): Promise<void> {
@@ -37,7 +40,8 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
   let deadlineTimer: NodeJS.Timeout | undefined;
   for (const observer of deps.observers) observer.onStart?.(ctx);
   try {
-    for (const [name, phase] of PHASES) {
+    const phases = ctx.pathname.startsWith(deps.jobs.prefix) ? JOB_RESOURCE_PHASES : PHASES;
+    for (const [name, phase] of phases) {
       const timing = { name, startMs: performance.now(), endMs: 0 };
       ctx.phases.push(timing);
       const result = await phase(ctx, deps);
