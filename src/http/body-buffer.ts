@@ -107,6 +107,9 @@ export class BufferedBody {
           source.off('data', onData);
           source.off('end', onEnd);
           source.off('error', onError);
+          // Errors after we stop listening (a destroyed undici body emits one even without a
+          // reason) must not go unheard: an unheard 'error' ends the process.
+          source.on('error', ignoreLateError);
           source.off('close', onClose);
         };
         source.on('data', onData);
@@ -128,6 +131,8 @@ export class BufferedBody {
     }
   }
 }
+
+function ignoreLateError(): void {}
 
 async function write(file: WriteStream, chunk: Buffer): Promise<void> {
   if (!file.write(chunk)) await once(file, 'drain');

@@ -172,3 +172,17 @@ describe('backend failures', () => {
   });
 });
 
+
+describe('response limits', () => {
+  it('refuses a backend answer over limits.max_response with 502 and keeps serving', async () => {
+    const be = await backend({ slots: 2, latencyMs: 1 });
+    cleanups.push(() => be.close());
+    const gw = await sluice(backendYaml(be, 2) + 'limits: { max_response: 1KiB }\n');
+    cleanups.push(() => gw.close());
+    const big = await get(`${gw.url}/api/live/big?bytes=50000`);
+    expect(big.status).toBe(502);
+    expect(JSON.parse(big.text).error.code).toBe('upstream_response_too_large');
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await get(`${gw.url}/api/live/small`)).status).toBe(200);
+  });
+});
