@@ -30,7 +30,9 @@ export async function backend(opts: Partial<TestBackendOptions> = {}): Promise<T
  * `yaml` is the config without the listen/admin sections.
  */
 export async function sluice(yaml: string): Promise<RunningSluice> {
-  const text = `listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\nlogging: { level: silent, access_log: false }\n${yaml}`;
+  // Tests never share the default on-disk job store; those that test durability say so.
+  const jobs = /^jobs:/m.test(yaml) ? '' : 'jobs: { store: memory }\n';
+  const text = `listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\nlogging: { level: silent, access_log: false }\n${jobs}${yaml}`;
   const app = createApp(compileConfig(parseConfigText(text, 'test.yaml', {})));
   const { port, adminPort } = await app.listen();
   return {
