@@ -69,16 +69,19 @@ function frame(width: number, title: string, body: string[]): string {
   ].join('\n');
 }
 
-function legend(x: number, systems: SystemName[], entries: { label: string; shade: 0 | 1 | 2 }[]): string[] {
+/** One entry per system: its swatches (one per shade shown), then its name. */
+function legend(x: number, systems: SystemName[], shades: (0 | 1 | 2)[], caption: string): string[] {
   const out: string[] = [];
   let cx = x;
   for (const s of systems) {
-    for (const e of entries) {
-      const label = e.label ? `${s} ${e.label}` : s;
-      out.push(rect(cx, 32, 10, 10, COLORS[s][e.shade]), text(cx + 13, 41, label));
-      cx += 20 + label.length * 6.2;
+    for (const shade of shades) {
+      out.push(rect(cx, 32, 10, 10, COLORS[s][shade]));
+      cx += 10;
     }
+    out.push(text(cx + 4, 41, s));
+    cx += 16 + s.length * 6.5;
   }
+  if (caption) out.push(text(cx, 41, caption, 'fill="#555"'));
   return out;
 }
 
@@ -112,11 +115,7 @@ export function latencySvg(r: BenchResults): string {
     body.push(text(x + groupW(g) / 2, PAD.top + PLOT_H + 16, g.label, `text-anchor="end" transform="rotate(-30 ${(x + groupW(g) / 2).toFixed(1)} ${PAD.top + PLOT_H + 16})"`));
     x += groupW(g) + GAP;
   }
-  body.push(...legend(PAD.left + 330, systemsOf(groups), [
-    { label: 'p50', shade: 0 },
-    { label: 'p90', shade: 1 },
-    { label: 'p99', shade: 2 },
-  ]));
+  body.push(...legend(PAD.left + 400, systemsOf(groups), [0, 1, 2], 'bars per system: p50, p90, p99'));
   return frame(width, 'Latency of ok responses (log scale; worst run)', body);
 }
 
@@ -149,6 +148,6 @@ export function goodputSvg(r: BenchResults): string {
     body.push(text(x + groupW(g) / 2, PAD.top + PLOT_H + 16, label, `text-anchor="end" transform="rotate(-30 ${(x + groupW(g) / 2).toFixed(1)} ${PAD.top + PLOT_H + 16})"`));
     x += groupW(g) + GAP;
   }
-  body.push(...legend(PAD.left + 480, systemsOf(groups), [{ label: '', shade: 1 }]));
+  body.push(...legend(PAD.left + 520, systemsOf(groups), [1], ''));
   return frame(width, 'Goodput as a share of offered load (labels: ok responses/s; worst run)', body);
 }
