@@ -23,7 +23,7 @@ export interface RunResult {
   /** CPU seconds of the bench process itself (generator) during the run. */
   generatorCpuS: number;
   /** Whole-machine CPU during the load, and the part used by unrelated processes. */
-  machine: MachineLoad | null;
+  machine: (MachineLoad & { backendAccounted: boolean }) | null;
   /** Milliseconds spent waiting for the backend to finish leftovers before the run. */
   backendSettleMs: number | null;
   sluiceStatus?: unknown;
@@ -106,7 +106,7 @@ export async function runOnce(s: Scenario, system: SystemName, iteration: number
     const { workloads, usage, machine, generatorCpuS } = await loadTarget(s.workloads(env.mode), target, env.backendPid);
     base.workloads = workloads;
     base.generatorCpuS = generatorCpuS;
-    base.machine = machine;
+    base.machine = { ...machine, backendAccounted: env.backendPid !== undefined };
     if (usage) {
       const ok = okRequests(workloads);
       base.process = { ...usage, cpuPerRequestUs: ok > 0 ? Math.round((usage.cpuS * 1e6) / ok) : null };

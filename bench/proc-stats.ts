@@ -50,8 +50,10 @@ export function readMachineBusySeconds(ticks: number): number | undefined {
 export interface MachineLoad {
   /** Average cores busy on the whole machine during the window. */
   busyCores: number;
-  /** Of those, cores used by processes other than the bench, the backend and the target. */
+  /** Of those, cores used by processes other than the ones accounted (see `accounted`). */
   otherCores: number;
+  /** The pids whose CPU was not counted as "other". */
+  accounted: number;
 }
 
 /**
@@ -78,7 +80,7 @@ export class MachineMeter {
     const busy = (readMachineBusySeconds(this.ticks) ?? this.busy0) - this.busy0;
     const own = this.ownCpu() - this.own0;
     const r2 = (x: number): number => Math.round(x * 100) / 100;
-    return { busyCores: r2(busy / wallS), otherCores: r2(Math.max(0, busy - own) / wallS) };
+    return { busyCores: r2(busy / wallS), otherCores: r2(Math.max(0, busy - own) / wallS), accounted: this.ownPids.length };
   }
 }
 

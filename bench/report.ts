@@ -67,7 +67,10 @@ export const OTHER_CPU_WARN_CORES = 0.25;
 function runNotes(run: RunResult, cores: number): string[] {
   const m = run.machine;
   if (!m || m.otherCores < OTHER_CPU_WARN_CORES) return [];
-  return [`⚠ ${run.system} #${run.iteration}: processes outside the benchmark used ${fmt(m.otherCores, 2)} of ${cores} cores during this run (machine busy ${fmt(m.busyCores, 2)} cores).`];
+  // A backend the bench did not start (Gunicorn) has no known pid: its CPU lands in "other".
+  const who = m.backendAccounted ? 'processes outside the benchmark' : 'processes other than the generator and Sluice (the backend included)';
+  const mark = m.backendAccounted ? '⚠ ' : '';
+  return [`${mark}${run.system} #${run.iteration}: ${who} used ${fmt(m.otherCores, 2)} of ${cores} cores during this run (machine busy ${fmt(m.busyCores, 2)} cores).`];
 }
 
 function scenarioSection(s: ScenarioResult, cores: number): string {
