@@ -14,6 +14,11 @@ import { registerQueueView } from './admin/queue-view.js';
 import { Telemetry } from './telemetry/telemetry.js';
 import { registerJobsAdmin } from './admin/jobs-admin.js';
 import { JobService } from './jobs/service.js';
+import { ResponseCache } from './cache/response-cache.js';
+import { Coalescer } from './coalesce/coalescer.js';
+import type { SharedAnswer } from './coalesce/shared-answer.js';
+import { registerCacheAdmin } from './admin/cache-admin.js';
+import { readPathUpstreamHeaders } from './pipeline/phases/lookup-cache.js';
 
 export interface SluiceApp {
   readonly config: CompiledConfig;
@@ -41,13 +46,19 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs,
     warn: (message, err) => telemetry.logger.warn({ err }, message),
   });
-  const deps: PipelineDeps = { config, queue, pools, observers: [...telemetry.observers, ...extraObservers], via: '1.1 sluice', jobs };
+  const cache = new ResponseCache(raw.cache.max_bytes);
+  const coalescer = new Coalescer<SharedAnswer>();
+  const deps: PipelineDeps = {
+    config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer,
+    observers: [readPathUpstreamHeaders, ...telemetry.observers, ...extraObservers],
+  };
   const gateway = new GatewayServer(raw.limits, (req, res, expectsContinue) => handleRequest(req, res, deps, expectsContinue));
   const admin = new AdminServer();
   registerMetricsAdmin(admin, telemetry.metrics);
   registerQueueView(admin, queue);
   registerDashboard(admin, telemetry.live);
   registerJobsAdmin(admin, jobs);
+  registerCacheAdmin(admin, cache, coalescer);
   telemetry.metrics.watchJobs(() => jobs.stats().by_state);
   admin.statusSection('slots', () => ({
     total: queue.totalSlots,

@@ -43,6 +43,9 @@ const routeTimeoutsSchema = z.strictObject({
   body: optionalDuration(),
 });
 
+/** An HTTP field name (RFC 9110 token), as used in key_headers and vary_extra. */
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name');
+
 const routeCacheSchema = z.strictObject({
   enabled: z.boolean().default(true),
   ttl: optionalDuration(),
@@ -50,15 +53,18 @@ const routeCacheSchema = z.strictObject({
   stale_if_error: optionalDuration(),
   error_ttl: optionalDuration(),
   max_object: size('8MiB'),
-  vary_extra: z.array(z.string().min(1)).default([]),
+  vary_extra: z.array(headerName).default([]),
   allow_set_cookie: z.boolean().default(false),
 });
 
 const routeCoalesceSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  key_headers: z.array(z.string().min(1)).default([]),
+  /** Request headers that select the answer (hashed into the key); per-user reads are never merged by default. */
+  key_headers: z.array(headerName).default(['Authorization', 'Cookie']),
   on_leader_error: z.enum(['share', 'retry_one']).default('share'),
   methods: z.array(z.enum(METHODS)).default(['GET', 'HEAD']),
+  /** Requests with a body may coalesce (the body's hash joins the key). */
+  allow_body: z.boolean().default(false),
 });
 
 const routeJobSchema = z.strictObject({

@@ -7,6 +7,9 @@ import type { SluiceError } from '../errors.js';
 import type { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
 import type { SlotLease } from '../slots/slot-queue.js';
+import type { CacheLookupState } from '../cache/lookup-state.js';
+import type { Leadership } from '../coalesce/coalescer.js';
+import type { SharedAnswer } from '../coalesce/shared-answer.js';
 import type { Readable } from 'node:stream';
 
 export type CacheStatus = 'hit' | 'stale' | 'miss' | 'bypass' | 'revalidated' | 'error-stale';
@@ -59,6 +62,10 @@ export interface RequestContext {
   /** RFC 9211 parameters for the Cache-Status header, e.g. `fwd=miss; stored`. */
   cacheStatusDetail: string | undefined;
   coalesceRole: CoalesceRole | undefined;
+  /** Read path: what the cache lookup found, for a request that still goes to the backend. */
+  cacheLookup: CacheLookupState | undefined;
+  /** Read path: set while this request leads a coalesced flight; publishes to its followers. */
+  leadership: Leadership<SharedAnswer> | undefined;
   /** Job id when the request was turned into (or is) a job. */
   jobId: string | undefined;
   readonly timings: { queueMs: number; upstreamMs: number; readBodyMs: number; coalesceWaitMs: number };

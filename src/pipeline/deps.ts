@@ -5,6 +5,9 @@ import type { BackendPools } from '../upstream/backend-pools.js';
 import type { RequestContext } from './context.js';
 import type { HeaderMap } from '../http/headers.js';
 import type { JobService } from '../jobs/service.js';
+import type { ResponseCache } from '../cache/response-cache.js';
+import type { Coalescer } from '../coalesce/coalescer.js';
+import type { SharedAnswer } from '../coalesce/shared-answer.js';
 
 /**
  * Hooks for telemetry (tracing, metrics, access log). Observers never change the outcome
@@ -27,4 +30,8 @@ export interface PipelineDeps {
   readonly via: string;
   /** Long jobs: submission (admit), the job resources, and their execution. */
   readonly jobs: JobService;
+  /** The response cache (lookupCache, storeResponse); absent: nothing is cached. */
+  readonly cache?: ResponseCache;
+  /** Identical reads in flight (joinInFlight); absent: nothing is coalesced. */
+  readonly coalescer?: Coalescer<SharedAnswer>;
 }

@@ -16,7 +16,7 @@ import { lookupCache } from './phases/lookup-cache.js';
 import { matchRoute } from './phases/match-route.js';
 import type { Phase } from './phases/phase.js';
 import { readBody } from './phases/read-body.js';
-import { storeResponse } from './phases/store-response.js';
+import { recoverFromError, storeResponse } from './phases/store-response.js';
 
 const PHASES: ReadonlyArray<readonly [PhaseName, Phase]> = [
   ['matchRoute', matchRoute],
@@ -56,6 +56,7 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
   } catch (err) {
     ctx.phases.at(-1)!.endMs = performance.now();
     ctx.error = toSluiceError(err);
+    await recoverFromError(ctx, deps);
   } finally {
     clearTimeout(deadlineTimer);
   }
@@ -92,6 +93,7 @@ function receive(req: IncomingMessage, res: ServerResponse, expectsContinue: boo
     deadlineAt: startedAt + 60_000,
     body: undefined, lease: undefined, response: undefined, error: undefined, backendServer: undefined,
     cacheStatus: undefined, cacheStatusDetail: undefined, coalesceRole: undefined, jobId: undefined,
+    cacheLookup: undefined, leadership: undefined,
     timings: { queueMs: 0, upstreamMs: 0, readBodyMs: 0, coalesceWaitMs: 0 },
     phases: [{ name: 'receive', startMs: startedAt, endMs: startedAt }],
     finalizers: [],

@@ -1,0 +1,58 @@
+// Conditional requests from clients, answered by Sluice. On the read path the backend
+// never sees a client's If-None-Match / If-Modified-Since (one full answer serves every
+// client and can be stored); each client's validators are checked here against that answer
+// (RFC 9110 §13.1.2, §13.1.3, §13.2.2: If-None-Match wins over If-Modified-Since).
+import { BufferedBody } from '../http/body-buffer.js';
+import type { HeaderMap } from '../http/headers.js';
+
+type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+/** Client validators; removed from the backend request on the read path. */
+export const CLIENT_VALIDATORS = ['if-none-match', 'if-modified-since'] as const;
+
+/** Fields a 304 carries (RFC 9110 §15.4.5), plus Age and Last-Modified. */
+const NOT_MODIFIED_FIELDS = ['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'last-modified', 'age'];
+
+export interface Answer {
+  readonly status: number;
+  readonly headers: HeaderMap;
+}
+
+/** True when a 200 answer matches the client's validators, so a 304 says the same. */
+export function isNotModified(request: RequestHeaders, answer: Answer): boolean {
+  if (answer.status !== 200) return false;
+  const ifNoneMatch = single(request['if-none-match']);
+  if (ifNoneMatch !== undefined) {
+    const etag = single(answer.headers['etag']);
+    if (etag === undefined) return false;
+    if (ifNoneMatch.trim() === '*') return true;
+    return ifNoneMatch.split(',').some((candidate) => opaque(candidate) === opaque(etag));
+  }
+  const since = Date.parse(single(request['if-modified-since']) ?? '');
+  const modified = Date.parse(single(answer.headers['last-modified']) ?? '');
+  return Number.isFinite(since) && Number.isFinite(modified) && modified <= since;
+}
+
+/** The client's own answer: a 304 when its validators match, else the answer itself. */
+export function conditionalAnswer<R extends Answer>(request: RequestHeaders, answer: R): R | ReturnType<typeof notModifiedAnswer> {
+  return isNotModified(request, answer) ? notModifiedAnswer(answer) : answer;
+}
+
+export function notModifiedAnswer(answer: Answer): { status: 304; headers: HeaderMap; body: BufferedBody } {
+  const headers: HeaderMap = {};
+  for (const name of NOT_MODIFIED_FIELDS) {
+    const value = answer.headers[name];
+    if (value !== undefined) headers[name] = value;
+  }
+  return { status: 304, headers, body: BufferedBody.empty() };
+}
+
+/** Weak comparison (RFC 9110 §8.8.3.2): the opaque tag without the W/ prefix. */
+function opaque(tag: string): string {
+  const trimmed = tag.trim();
+  return trimmed.startsWith('W/') ? trimmed.slice(2) : trimmed;
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}

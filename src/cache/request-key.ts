@@ -1,0 +1,41 @@
+// How Sluice names one read, for the cache and for coalescing alike: the host, the path
+// with its query parameters in a canonical order, and a digest of the request headers
+// the route says the answer depends on. Header values only ever enter a key as a hash,
+// so a key (in a log, in /status) never carries a credential.
+import { createHash } from 'node:crypto';
+
+type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+/** Path plus query with parameters sorted by name (stable, so repeated names keep their order). */
+export function normalizedTarget(pathname: string, search: string): string {
+  if (search.length <= 1) return pathname;
+  const params = new URLSearchParams(search);
+  params.sort();
+  const query = params.toString();
+  return query ? `${pathname}?${query}` : pathname;
+}
+
+/** sha256 over `name: value` lines of the named headers (absent ones included as absent); '' for no names. */
+export function headerDigest(headers: RequestHeaders, names: readonly string[]): string {
+  if (names.length === 0) return '';
+  const hash = createHash('sha256');
+  for (const name of [...new Set(names.map((n) => n.toLowerCase()))].sort()) {
+    const value = headers[name];
+    hash.update(`${name}\u0000${value === undefined ? '\u0001' : [value].flat().join(', ')}\n`);
+  }
+  return hash.digest('base64url').slice(0, 22);
+}
+
+export interface ReadIdentity {
+  readonly method: string;
+  readonly host: string | undefined;
+  readonly target: string;
+  /** headerDigest of the headers that select the answer. */
+  readonly headers: string;
+  /** Digest of the request body, when a route lets requests with bodies share an answer. */
+  readonly body?: string;
+}
+
+export function readKey(id: ReadIdentity): string {
+  return [id.method, id.host ?? '', id.target, id.headers, id.body ?? ''].join(' ');
+}

@@ -1,0 +1,246 @@
+// The response cache: a byte-bounded LRU (lru-cache with maxSize) of complete responses
+// (status, headers, body), with RFC 9111 shared-cache semantics from http-cache-semantics.
+//
+// Layout of the store, one LRU for everything so one byte bound covers everything:
+// - `key`            -> the entry, or, when the backend's answer has Vary, an index naming
+//                       the varied request headers;
+// - `key \0 digest`  -> one variant (digest of this request's values of those headers);
+// - `!key`           -> a remembered backend failure (the route's error_ttl).
+// Bodies are held in memory only (never temp files), at most the route's max_object each,
+// so an evicted entry needs no clean-up and a stored body can be shared by any number of
+// responses at once.
+import type CachePolicy from 'http-cache-semantics';
+import { LRUCache } from 'lru-cache';
+import type { ErrorCode } from '../errors.js';
+import type { BufferedBody } from '../http/body-buffer.js';
+import type { HeaderMap } from '../http/headers.js';
+import { admit, policyHeaders, type CacheRules } from './admission.js';
+import { headerDigest } from './request-key.js';
+
+export interface CacheRequest {
+  /** Host, normalized target and the route's key headers (hashed); see request-key.ts. */
+  readonly key: string;
+  /** Path and normalized query, for purging by glob. */
+  readonly target: string;
+  /** The request as the library sees it; HEAD reads GET entries, so the method is always GET. */
+  readonly view: CachePolicy.Request;
+}
+
+export interface CacheEntry {
+  readonly kind: 'entry';
+  readonly storageKey: string;
+  readonly target: string;
+  readonly status: number;
+  readonly headers: HeaderMap;
+  readonly body: Buffer;
+  readonly policy: CachePolicy;
+  readonly staleWhileRevalidateSec: number;
+  readonly staleIfErrorSec: number;
+  readonly revalidatable: boolean;
+  /** How long the store keeps it; undefined: until evicted, since it can be revalidated. */
+  readonly retainMs: number | undefined;
+  readonly size: number;
+}
+
+export interface FailureEntry {
+  readonly kind: 'failure';
+  readonly target: string;
+  readonly storedAt: number;
+  readonly ttlMs: number;
+  /** A backend 5xx response, or the Sluice error a failed backend call ended with. */
+  readonly response: { readonly status: number; readonly headers: HeaderMap; readonly body: Buffer } | undefined;
+  readonly errorCode: ErrorCode | undefined;
+  readonly size: number;
+}
+
+interface VaryIndex {
+  readonly kind: 'vary';
+  readonly target: string;
+  readonly fields: readonly string[];
+  readonly size: number;
+}
+
+type Stored = CacheEntry | FailureEntry | VaryIndex;
+
+export type Lookup =
+  | { readonly kind: 'fresh'; readonly entry: CacheEntry }
+  | { readonly kind: 'stale-while-revalidate'; readonly entry: CacheEntry }
+  | { readonly kind: 'failure'; readonly failure: FailureEntry; readonly stale: CacheEntry | undefined }
+  /** Must go to the backend; revalidate when the entry has validators, serve it on error within stale-if-error. */
+  | { readonly kind: 'expired'; readonly entry: CacheEntry }
+  | { readonly kind: 'miss' };
+
+export type CacheEvent = 'hits' | 'misses' | 'stale' | 'revalidated' | 'error_stale' | 'bypass';
+
+/** Per-entry bookkeeping the byte bound also has to cover (policy object, key strings). */
+const ENTRY_OVERHEAD = 512;
+
+export class ResponseCache {
+  private readonly lru: LRUCache<string, Stored>;
+  private readonly refreshing = new Set<string>();
+  private readonly counters: Record<CacheEvent | 'stored' | 'evictions' | 'purged', number> = {
+    hits: 0, misses: 0, stale: 0, revalidated: 0, error_stale: 0, bypass: 0, stored: 0, evictions: 0, purged: 0,
+  };
+  private entryCount = 0;
+
+  constructor(readonly maxBytes: number, private readonly now: () => number = Date.now) {
+    this.lru = new LRUCache<string, Stored>({
+      maxSize: maxBytes,
+      sizeCalculation: (value) => value.size,
+      dispose: (value, _key, reason) => {
+        if (value.kind === 'entry') this.entryCount--;
+        if (reason === 'evict') this.counters.evictions++;
+      },
+    });
+  }
+
+  lookup(request: CacheRequest, options: { useFailures: boolean }): Lookup {
+    const entry = this.find(request);
+    if (entry) {
+      const evaluation = entry.policy.evaluateRequest(request.view);
+      if (!evaluation.revalidation) return { kind: 'fresh', entry };
+      if (evaluation.response && !evaluation.revalidation.synchronous) return { kind: 'stale-while-revalidate', entry };
+    }
+    const failure = options.useFailures ? this.lru.get(`!${request.key}`) : undefined;
+    if (failure?.kind === 'failure') return { kind: 'failure', failure, stale: entry };
+    return entry ? { kind: 'expired', entry } : { kind: 'miss' };
+  }
+
+  /** Seconds of freshness left (negative once stale; Cache-Status shows it floored) and the Age to send. */
+  freshness(entry: CacheEntry): { ttl: number; age: number } {
+    const age = entry.policy.age();
+    return { ttl: entry.policy.maxAge() - age, age };
+  }
+
+  canServeOnError(entry: CacheEntry): boolean {
+    return entry.staleIfErrorSec > 0 && -this.freshness(entry).ttl <= entry.staleIfErrorSec;
+  }
+
+  /** Stores a backend response when RFC 9111 and the route allow it; returns the entry, or undefined. */
+  async store(request: CacheRequest, response: { status: number; headers: HeaderMap; body: BufferedBody }, rules: CacheRules & { max_object: number }): Promise<CacheEntry | undefined> {
+    if (response.body.size > rules.max_object || response.body.size > this.maxBytes) return undefined;
+    const entry = this.admitEntry(request, response.status, response.headers, rules, undefined);
+    if (!entry) return undefined;
+    const body = await response.body.toBuffer();
+    return this.put(request, { ...entry, body, size: entry.size + body.length });
+  }
+
+  /**
+   * A 304 answered our revalidation: the stored body stays, its headers are updated from
+   * the 304 (RFC 9111 §4.3.4). Returns what to serve and whether it was stored again.
+   */
+  revalidated(request: CacheRequest, stale: CacheEntry, notModified: HeaderMap, rules: CacheRules): { entry: CacheEntry; stored: boolean } {
+    const headers: HeaderMap = { ...stale.headers };
+    for (const [name, value] of Object.entries(notModified)) {
+      if (!KEEP_ON_REVALIDATION.has(name)) headers[name] = value;
+    }
+    const sameValidator = !notModified['etag'] || !stale.headers['etag'] || weak(notModified['etag']) === weak(stale.headers['etag']);
+    this.counters.revalidated++;
+    const admitted = sameValidator ? this.admitEntry(request, stale.status, headers, rules, stale.body) : undefined;
+    if (!admitted) {
+      this.lru.delete(stale.storageKey);
+      return { entry: { ...stale, headers }, stored: false };
+    }
+    return { entry: this.put(request, admitted), stored: true };
+  }
+
+  /** Remembers a backend failure for the route's error_ttl, so a failing backend is not hammered. */
+  storeFailure(request: CacheRequest, failure: Pick<FailureEntry, 'response' | 'errorCode'>, ttlMs: number): void {
+    const size = ENTRY_OVERHEAD + (failure.response ? failure.response.body.length + JSON.stringify(failure.response.headers).length : 0);
+    if (size > this.maxBytes) return;
+    const entry: FailureEntry = { kind: 'failure', target: request.target, storedAt: this.now(), ttlMs, size, ...failure };
+    this.lru.set(`!${request.key}`, entry, { ttl: Math.max(1, Math.ceil(ttlMs)) });
+  }
+
+  /** Drops what is stored for a request (e.g. the backend now says no-store). */
+  invalidate(entry: CacheEntry): void {
+    this.lru.delete(entry.storageKey);
+  }
+
+  /** At most one background refresh per stored entry: false when one is already running. */
+  beginRefresh(entry: CacheEntry): boolean {
+    if (this.refreshing.has(entry.storageKey)) return false;
+    this.refreshing.add(entry.storageKey);
+    return true;
+  }
+
+  endRefresh(entry: CacheEntry): void {
+    this.refreshing.delete(entry.storageKey);
+  }
+
+  /** Removes every entry whose target matches (all when no matcher); returns how many responses went. */
+  purge(matches?: (target: string) => boolean): number {
+    let purged = 0;
+    for (const key of [...this.lru.keys()]) {
+      const value = this.lru.peek(key, { allowStale: true });
+      if (!value || (matches && !matches(value.target))) continue;
+      if (value.kind !== 'vary') purged++;
+      this.lru.delete(key);
+    }
+    this.counters.purged += purged;
+    return purged;
+  }
+
+  count(event: CacheEvent): void {
+    this.counters[event]++;
+  }
+
+  stats(): Record<string, number> {
+    return { entries: this.entryCount, bytes: this.lru.calculatedSize, max_bytes: this.maxBytes, refreshing: this.refreshing.size, ...this.counters };
+  }
+
+  private find(request: CacheRequest): CacheEntry | undefined {
+    const stored = this.lru.get(request.key);
+    if (stored?.kind === 'entry') return stored;
+    if (stored?.kind !== 'vary') return undefined;
+    const variant = this.lru.get(variantKey(request, stored.fields));
+    return variant?.kind === 'entry' ? variant : undefined;
+  }
+
+  private admitEntry(request: CacheRequest, status: number, headers: HeaderMap, rules: CacheRules, body: Buffer | undefined): CacheEntry | undefined {
+    const admission = admit(request.view, status, headers, rules);
+    if (!admission) return undefined;
+    const fields = varyFields(admission.headers);
+    if (fields.includes('*')) return undefined;
+    const storageKey = fields.length > 0 ? variantKey(request, fields) : request.key;
+    const varyCost = fields.length > 0 ? JSON.stringify(request.view.headers).length : 0;
+    const size = ENTRY_OVERHEAD + storageKey.length + JSON.stringify(admission.headers).length + varyCost + (body?.length ?? 0);
+    return {
+      kind: 'entry', storageKey, target: request.target, status, headers: admission.headers, body: body ?? Buffer.alloc(0),
+      policy: admission.policy, staleWhileRevalidateSec: admission.staleWhileRevalidateSec, staleIfErrorSec: admission.staleIfErrorSec,
+      revalidatable: admission.revalidatable, retainMs: admission.retainMs, size,
+    };
+  }
+
+  private put(request: CacheRequest, entry: CacheEntry): CacheEntry {
+    if (entry.size > this.maxBytes) return entry;
+    const fields = varyFields(entry.headers);
+    if (fields.length > 0) {
+      this.lru.set(request.key, { kind: 'vary', target: request.target, fields, size: ENTRY_OVERHEAD + request.key.length });
+    }
+    this.lru.set(entry.storageKey, entry, { ttl: entry.retainMs === undefined ? 0 : Math.max(1, Math.ceil(entry.retainMs)) });
+    if (this.lru.peek(entry.storageKey) === entry) {
+      this.entryCount++;
+      this.counters.stored++;
+    }
+    return entry;
+  }
+}
+
+/** Headers whose stored values describe the stored body, so a 304 never replaces them. */
+const KEEP_ON_REVALIDATION = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'content-range', 'set-cookie']);
+
+function varyFields(headers: HeaderMap): string[] {
+  const vary = policyHeaders(headers)['vary'];
+  if (!vary) return [];
+  return vary.split(',').map((f) => f.trim().toLowerCase()).filter((f) => f.length > 0);
+}
+
+function variantKey(request: CacheRequest, fields: readonly string[]): string {
+  return `${request.key}\u0000${headerDigest(request.view.headers, fields)}`;
+}
+
+function weak(tag: string | string[]): string {
+  const value = Array.isArray(tag) ? tag.join(', ') : tag;
+  return value.trim().replace(/^W\//, '');
+}
