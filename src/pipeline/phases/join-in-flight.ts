@@ -23,7 +23,7 @@ export async function joinInFlight(ctx: RequestContext, deps: PipelineDeps): Pro
   const coalescer = deps.coalescer;
   if (!coalescer || !coalesceApplies(ctx)) return 'continue';
   // Read now: a leader must not need its client's socket once followers depend on it.
-  ctx.body = hasBody(ctx.req) ? await readRequestBody(ctx, deps) : BufferedBody.empty();
+  ctx.body = hasBody(ctx.req) ? await readBodyNow(ctx, deps) : BufferedBody.empty();
   let key = coalesceKey(ctx, await bodyDigest(ctx.body));
   let varied = false;
   for (;;) {
@@ -61,6 +61,15 @@ function coalesceKey(ctx: RequestContext, body: string | undefined): string {
     headers: headerDigest(ctx.req.headers, named),
     body,
   });
+}
+
+/** What readBody would do: read, time, and delete a spilled body once the request is done. */
+async function readBodyNow(ctx: RequestContext, deps: PipelineDeps): Promise<BufferedBody> {
+  const started = performance.now();
+  const body = await readRequestBody(ctx, deps);
+  ctx.finalizers.push(() => body.dispose());
+  ctx.timings.readBodyMs += performance.now() - started;
+  return body;
 }
 
 async function bodyDigest(body: BufferedBody): Promise<string | undefined> {
