@@ -60,6 +60,10 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   registerJobsAdmin(admin, jobs);
   registerCacheAdmin(admin, cache, coalescer);
   telemetry.metrics.watchJobs(() => jobs.stats().by_state);
+  telemetry.metrics.watchCache(() => {
+    const { bytes = 0, entries = 0 } = cache.stats();
+    return { bytes, entries };
+  });
   admin.statusSection('slots', () => ({
     total: queue.totalSlots,
     busy: queue.busySlots,

@@ -8,6 +8,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>Sluice — live</title>
 <style>
   :root { --bg:#0f1419; --panel:#171d24; --line:#2a323c; --text:#d7dde4; --muted:#8793a0;
@@ -43,7 +44,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   th { color:var(--muted); font-weight:500; font-size:12px; }
   td.num, th.num { text-align:right; }
   .share { height:6px; background:var(--upstream); border-radius:3px; min-width:1px; }
-  .wf-row { display:grid; grid-template-columns: minmax(160px, 30%) 1fr 84px; gap:10px; align-items:center; padding:3px 0; font-size:12px; }
+  .wf-row { display:grid; grid-template-columns: minmax(200px, 40%) 1fr 72px; gap:10px; align-items:center; padding:3px 0; font-size:12px; }
   .wf-label { overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
   .wf-label .st { color:var(--muted); margin-left:6px; }
   .wf-bar { display:flex; height:12px; background:#1d242c; border-radius:3px; overflow:hidden; }
@@ -134,10 +135,12 @@ function lineChart(svg, data, lines, windowS) {
   const W = 600, H = 170, L = 34, B = 16, T = 6;
   while (svg.firstChild) svg.removeChild(svg.firstChild);
   const now = data.length ? data[data.length - 1].t : Date.now();
+  // The x axis grows with the history, from one minute up to the whole window.
+  const spanS = Math.min(windowS, Math.max(60, data.length ? Math.ceil((now - data[0].t) / 1000) + 1 : 60));
   let max = 0;
   for (const p of data) for (const l of lines) max = Math.max(max, p[l.key]);
   max = niceMax(max);
-  const x = (t) => L + (W - L) * (1 - (now - t) / (windowS * 1000));
+  const x = (t) => L + (W - L) * (1 - (now - t) / (spanS * 1000));
   const y = (v) => T + (H - T - B) * (1 - v / max);
   for (const f of [0, 0.5, 1]) {
     const g = document.createElementNS(SVG_NS, "line");
@@ -148,7 +151,8 @@ function lineChart(svg, data, lines, windowS) {
     label.setAttribute("x", 2); label.setAttribute("y", y(max * f) + 3); label.textContent = String(Math.round(max * f * 10) / 10);
     svg.appendChild(label);
   }
-  for (const [i, text] of [[0, "-" + Math.round(windowS / 60) + " min"], [1, "now"]]) {
+  const ago = spanS >= 120 ? "-" + Math.round(spanS / 60) + " min" : "-" + spanS + " s";
+  for (const [i, text] of [[0, ago], [1, "now"]]) {
     const label = document.createElementNS(SVG_NS, "text");
     label.setAttribute("x", i ? W - 22 : L); label.setAttribute("y", H - 3); label.textContent = text;
     svg.appendChild(label);
@@ -192,7 +196,7 @@ function renderSlow(slow) {
     const parts = [["queue", r.queueMs], ["body", r.readBodyMs], ["coalesce", r.coalesceMs], ["upstream", r.upstreamMs], ["gateway", gateway]];
     const title = parts.map(([n, v]) => n + " " + fmtMs(v)).join(" · ");
     return el("div", { class: "wf-row", "data-request-id": r.id, title: r.id + ": " + title }, [
-      el("div", { class: "wf-label" }, [el("span", { text: r.method + " " + r.path }), el("span", { class: "st", text: r.route + " · " + r.status + (r.cache ? " · " + r.cache : "") + (r.coalesce ? " · " + r.coalesce : "") })]),
+      el("div", { class: "wf-label" }, [el("span", { text: r.status + " " + r.method + " " + r.path }), el("span", { class: "st", text: r.route + (r.cache ? " · " + r.cache : "") + (r.coalesce ? " · " + r.coalesce : "") })]),
       el("div", { class: "wf-bar" }, parts.filter(([, v]) => v > 0).map(([n, v]) => el("span", { class: "seg-" + n, style: "width:" + (100 * v / max).toFixed(2) + "%;background:var(--" + n + ")" }))),
       el("div", { class: "wf-total", text: fmtMs(r.totalMs) }),
     ]);

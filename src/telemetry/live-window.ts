@@ -73,7 +73,8 @@ class SecondBucket {
   waitsSeen = 0;
   readonly waits: number[] = [];
   readonly slotMsByRoute = new Map<string, number>();
-  readonly slowest: SlowRequest[] = [];
+  /** The slowest requests of this second, per route, slowest first. */
+  readonly slowest = new Map<string, SlowRequest[]>();
 
   addWait(ms: number, random: number): void {
     this.waitsSeen++;
@@ -85,11 +86,13 @@ class SecondBucket {
     }
   }
 
-  addSlow(request: SlowRequest, kept: number): void {
-    if (this.slowest.length >= kept && request.totalMs <= this.slowest.at(-1)!.totalMs) return;
-    this.slowest.push(request);
-    this.slowest.sort((a, b) => b.totalMs - a.totalMs);
-    if (this.slowest.length > kept) this.slowest.pop();
+  addSlow(request: SlowRequest, keptPerRoute: number): void {
+    let list = this.slowest.get(request.route);
+    if (!list) this.slowest.set(request.route, (list = []));
+    if (list.length >= keptPerRoute && request.totalMs <= list.at(-1)!.totalMs) return;
+    list.push(request);
+    list.sort((a, b) => b.totalMs - a.totalMs);
+    if (list.length > keptPerRoute) list.pop();
   }
 }
 
@@ -129,7 +132,7 @@ export class LiveWindow implements RequestObserver {
       if (ctx.cacheStatus === 'hit' || ctx.cacheStatus === 'stale') bucket.cacheHits++;
     }
     if (ctx.timings.upstreamMs > 0) bucket.slotMsByRoute.set(route, (bucket.slotMsByRoute.get(route) ?? 0) + ctx.timings.upstreamMs);
-    bucket.addSlow(slowRequest(ctx, route, this.options.now()), this.options.slowKept);
+    bucket.addSlow(slowRequest(ctx, route, this.options.now()), this.perRoute());
   }
 
   /** Closes the current second; called by the timer, and directly by tests. */
@@ -177,6 +180,10 @@ export class LiveWindow implements RequestObserver {
     };
   }
 
+  private perRoute(): number {
+    return Math.max(1, Math.ceil(this.options.slowKept / 3));
+  }
+
   /** Slot time per route over the recent seconds, counting requests still on a slot so far. */
   private topRoutes(recent: readonly ClosedSecond[]): RouteSlotTime[] {
     const slotMs = new Map<string, number>();
@@ -196,9 +203,25 @@ export class LiveWindow implements RequestObserver {
       .slice(0, 8);
   }
 
+  /**
+   * The slowest recent requests, newest first, at most a third of the list per route: a
+   * route that is always slow (a report) must not hide where other routes' time goes.
+   */
   private slowest(recent: readonly ClosedSecond[]): SlowRequest[] {
-    const all = [...recent.flatMap((c) => c.bucket.slowest), ...this.current.slowest];
-    return all.sort((a, b) => b.totalMs - a.totalMs).slice(0, this.options.slowKept).sort((a, b) => b.at - a.at);
+    const all = [...recent.map((c) => c.bucket), this.current]
+      .flatMap((bucket) => [...bucket.slowest.values()].flat())
+      .sort((a, b) => b.totalMs - a.totalMs);
+    const perRoute = this.perRoute();
+    const taken = new Map<string, number>();
+    const picked: SlowRequest[] = [];
+    for (const request of all) {
+      const n = taken.get(request.route) ?? 0;
+      if (n >= perRoute) continue;
+      taken.set(request.route, n + 1);
+      picked.push(request);
+      if (picked.length === this.options.slowKept) break;
+    }
+    return picked.sort((a, b) => b.at - a.at);
   }
 }
 

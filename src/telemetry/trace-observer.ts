@@ -91,8 +91,13 @@ export class TracingObserver implements RequestObserver {
     if (!spans) return;
     this.live.delete(ctx);
     spans.upstream?.end(epochMs(ctx, performance.now()));
-    this.phaseSpans(ctx, spans.context);
-    finishServerSpan(ctx, spans.server);
+    // Children of an unsampled request would not be recorded either; skip building them.
+    if (spans.server.isRecording()) {
+      this.phaseSpans(ctx, spans.context);
+      finishServerSpan(ctx, spans.server);
+    } else {
+      spans.server.end();
+    }
   }
 
   /** The request's SERVER span context (for job submission spans and log correlation). */
@@ -140,14 +145,10 @@ export class TracingObserver implements RequestObserver {
 }
 
 function finishServerSpan(ctx: RequestContext, server: Span): void {
-  if (ctx.route) {
-    server.updateName(`${ctx.method} ${ctx.route.name}`);
-    server.setAttribute(ATTR_HTTP_ROUTE, ctx.route.name);
-  }
-  if (server.isRecording()) server.setAttributes(outcomeAttributes(ctx));
   const status = responseStatus(ctx);
   const errorType = ctx.error?.code ?? (status !== undefined && status >= 500 ? String(status) : undefined);
-  if (errorType) server.setAttribute(ATTR_ERROR_TYPE, errorType);
+  if (ctx.route) server.updateName(`${ctx.method} ${ctx.route.name}`);
+  server.setAttributes(outcomeAttributes(ctx, status, errorType));
   // Server spans count 4xx (the client's doing, including a client that left) as not failed.
   if ((status !== undefined && status >= 500) || (ctx.error && ctx.error.source !== 'client')) {
     server.setStatus({ code: SpanStatusCode.ERROR, message: errorType ?? '' });
@@ -157,11 +158,14 @@ function finishServerSpan(ctx: RequestContext, server: Span): void {
 }
 
 /** Everything the pipeline learnt about the request, in the sluice namespace. */
-function outcomeAttributes(ctx: RequestContext): Attributes {
+function outcomeAttributes(ctx: RequestContext, status: number | undefined, errorType: string | undefined): Attributes {
   const attributes: Attributes = { ...ctx.annotations };
-  const status = responseStatus(ctx);
   if (status !== undefined) attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
-  if (ctx.route) attributes[ATTR_SLUICE_PRIORITY] = ctx.route.priority;
+  if (errorType) attributes[ATTR_ERROR_TYPE] = errorType;
+  if (ctx.route) {
+    attributes[ATTR_HTTP_ROUTE] = ctx.route.name;
+    attributes[ATTR_SLUICE_PRIORITY] = ctx.route.priority;
+  }
   if (findPhase(ctx, 'acquireSlot')) attributes[ATTR_SLUICE_QUEUE_WAIT_MS] = round(ctx.timings.queueMs);
   if (ctx.cacheStatus) attributes[ATTR_SLUICE_CACHE_STATUS] = ctx.cacheStatus;
   if (ctx.coalesceRole) attributes[ATTR_SLUICE_COALESCE_ROLE] = ctx.coalesceRole;

@@ -103,6 +103,45 @@ describe('GET /metrics', () => {
   });
 });
 
+describe('GET /metrics for the read path and jobs', () => {
+  it('counts cache hits and misses, cache size, coalesced followers and jobs by state', async () => {
+    const be = await backend({ slots: 4, latencyMs: 20, reportLatencyMs: 100 });
+    cleanups.push(() => be.close());
+    const gw = await sluice(backendYaml(be, 4) + `jobs: { store: memory }
+routes:
+  - name: items
+    match: { path: /api/items/* }
+    cache: { enabled: true }
+  - name: live
+    match: { path: /api/live/* }
+  - name: reports
+    match: { path: /api/reports, methods: [POST] }
+    job: { attempts: 1 }
+`);
+    cleanups.push(() => gw.close());
+    for (let i = 0; i < 4; i++) expect((await get(`${gw.url}/api/items/1`)).status).toBe(200);
+    const same = await Promise.all(Array.from({ length: 5 }, () => get(`${gw.url}/api/live/same?ms=300`)));
+    expect(same.every((r) => r.status === 200)).toBe(true);
+    expect(be.stats().by_path['/api/live/same']).toBe(1);
+    expect((await get(`${gw.url}/api/reports`, { method: 'POST', body: '{}' })).status).toBe(202);
+    await until(async () => {
+      const m = parseMetrics((await get(`${gw.adminUrl}/metrics`)).text);
+      return value(m, 'sluice_jobs', { state: 'succeeded' }) === 1;
+    }, 10_000, 'the job to succeed');
+
+    const m = parseMetrics((await get(`${gw.adminUrl}/metrics`)).text);
+    expect(value(m, 'sluice_cache_requests_total', { route: 'items', status: 'miss' })).toBe(1);
+    expect(value(m, 'sluice_cache_requests_total', { route: 'items', status: 'hit' })).toBe(3);
+    const status = await json(`${gw.adminUrl}/status`);
+    expect(value(m, 'sluice_cache_bytes')).toBe(status.cache.bytes);
+    expect(value(m, 'sluice_cache_bytes')).toBeGreaterThan(0);
+    expect(value(m, 'sluice_cache_entries')).toBe(status.cache.entries);
+    expect(value(m, 'sluice_coalesced_followers_total', { route: 'live' })).toBe(4);
+    expect(value(m, 'sluice_jobs', { state: 'succeeded' })).toBe(1);
+    expect(value(m, 'sluice_jobs', { state: 'queued' }) ?? 0).toBe(0);
+  });
+});
+
 describe('GET /queue', () => {
   it('lists waiting requests in serving order with route, priority, age, position and deadline, and the ones on a slot', async () => {
     const { be, gw, agent } = await setup(1, 'queue: { timeout: 20s }\n');

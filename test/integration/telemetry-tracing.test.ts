@@ -204,6 +204,38 @@ describe('tracing with the OTLP exporter', () => {
     expect(gw.app.telemetry.observers.some((o) => o.constructor.name === 'TracingObserver')).toBe(false);
   });
 
+  it('traces a real job: submission in the request trace, the attempt in its own trace, linked, with the backend call inside', async () => {
+    const receiver = await startOtlpReceiver();
+    cleanups.push(() => receiver.close());
+    const be = await backend({ slots: 2, latencyMs: 5, reportLatencyMs: 50 });
+    cleanups.push(() => be.close());
+    const gw = await sluice(backendYaml(be, 2) + `tracing: { exporter: otlp, endpoint: ${receiver.url} }
+jobs: { store: memory }
+routes:
+  - name: reports
+    match: { path: /api/reports, methods: [POST] }
+    job: { attempts: 1 }
+`);
+    cleanups.push(() => gw.close());
+    const accepted = await get(`${gw.url}/api/reports`, { method: 'POST', body: '{"n":1}', headers: { 'x-request-id': 'job-submit' } });
+    expect(accepted.status).toBe(202);
+    const spans = await receiver.waitFor((s) => s.some((x) => x.name === 'sluice.job.attempt') && Boolean(serverSpanOf(s, 'job-submit')));
+    const server = serverSpanOf(spans, 'job-submit')!;
+    const jobId = server.attributes['sluice.job.id'];
+    expect(jobId).toEqual(expect.any(String));
+    expect(server.attributes['http.response.status_code']).toBe(202);
+    const submit = spans.find((s) => s.name === 'sluice.job.submit')!;
+    expect(submit.parentSpanId).toBe(server.spanId);
+    expect(submit.attributes['sluice.job.id']).toBe(jobId);
+    const attempt = spans.find((s) => s.name === 'sluice.job.attempt')!;
+    expect(attempt.traceId).not.toBe(server.traceId);
+    expect(attempt.links).toEqual([{ traceId: submit.traceId, spanId: submit.spanId }]);
+    expect(attempt.attributes).toMatchObject({ 'sluice.job.id': jobId, 'sluice.job.attempt': 1, 'sluice.job.outcome': 'succeeded' });
+    const call = spans.find((s) => s.kind === SPAN_KIND.CLIENT && s.parentSpanId === attempt.spanId)!;
+    expect(call.attributes['http.response.status_code']).toBe(201);
+    expect(be.stats().last_traceparent).toBe(`00-${call.traceId}-${call.spanId}-01`);
+  });
+
   it('links each job attempt span to its submission span', async () => {
     const receiver = await startOtlpReceiver();
     cleanups.push(() => receiver.close());
