@@ -3,6 +3,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { backend, backendYaml, get, sluice, type RunningSluice } from '../helpers/harness.js';
 import type { TestBackend } from '../../src/testing/backend.js';
 
@@ -86,7 +89,8 @@ describe('proxying', () => {
   });
 
   it('carries large bodies both ways through temp files (over the memory buffer)', async () => {
-    const { gw } = await setup('limits: { memory_buffer: 64KiB }\n');
+    const spill = mkdtempSync(join(tmpdir(), 'sluice-spill-'));
+    const { gw } = await setup(`limits: { memory_buffer: 64KiB, temp_dir: "${spill}" }\n`);
     const big = Buffer.alloc(3 * 1024 * 1024, 7);
     const up = await get(`${gw.url}/api/upload`, { method: 'POST', body: big });
     expect(JSON.parse(up.text)).toEqual({ bytes: big.length, sha256: createHash('sha256').update(big).digest('hex') });
@@ -94,6 +98,11 @@ describe('proxying', () => {
     expect(down.status).toBe(200);
     expect(down.body.length).toBe(5_000_000);
     expect(down.headers['content-length']).toBe('5000000');
+    const post = await get(`${gw.url}/api/echo?bytes=4000000`, { method: 'POST', body: big });
+    expect(post.body.length).toBe(4_000_000);
+    // Spilled bodies, both ways, are deleted once their response is written.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(readdirSync(spill)).toEqual([]);
   });
 
   it('answers Expect: 100-continue only after admission, and 413 before the body is sent when it is too large', async () => {

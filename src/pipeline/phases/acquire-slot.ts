@@ -14,7 +14,7 @@ export async function acquireSlot(ctx: RequestContext, deps: PipelineDeps): Prom
       priorityRank: route.priorityRank,
       queueTimeoutMs: Math.min(route.queueTimeoutMs, remaining),
       signal: ctx.workSignal,
-      info: { requestId: ctx.id, method: ctx.method, path: ctx.pathname },
+      info: { requestId: ctx.id, method: ctx.method, path: ctx.pathname, followers: () => ctx.leadership?.followers ?? 0 },
     });
   } finally {
     ctx.timings.queueMs += performance.now() - started;

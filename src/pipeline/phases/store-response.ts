@@ -7,7 +7,8 @@
 // `recoverFromError` does the same for a backend call that threw. Each client's own
 // conditional request is answered last, from the complete answer.
 //
-// Body ownership: the read path owns the backend body of every request it handles. The
+// Body ownership: requests outside the read path dispose their own backend body after
+// their response; the read path owns the backend body of every request it handles. The
 // body is disposed once the last response reading it (the leader's and each follower's)
 // has been written; stored copies live in memory and are never disposed.
 import { formatCacheStatus, type CacheStatusParams } from '../../cache/cache-status.js';
@@ -28,7 +29,13 @@ const STALE_IF_ERROR_CODES: ReadonlySet<ErrorCode> = new Set(['queue_full', 'que
 
 export async function storeResponse(ctx: RequestContext, deps: PipelineDeps): Promise<PhaseResult> {
   const upstream = ctx.response;
-  if ((!ctx.cacheLookup && !ctx.leadership) || !upstream || !(upstream.body instanceof BufferedBody)) return 'continue';
+  if (!upstream || !(upstream.body instanceof BufferedBody)) return 'continue';
+  if (!ctx.cacheLookup && !ctx.leadership) {
+    // Outside the read path this request alone reads the body: delete a spilled one after.
+    const body = upstream.body;
+    ctx.finalizers.push(() => body.dispose());
+    return 'continue';
+  }
   const params: CacheStatusParams = { fwd: ctx.cacheLookup?.fwd ?? 'bypass', fwdStatus: upstream.status };
   const answer = await resolveAnswer(ctx, deps, upstream as BufferedResponse, params);
   if (answer.response !== upstream) await upstream.body.dispose();
