@@ -20,10 +20,9 @@ describe('slots', () => {
     const { be, gw } = await setup(10, 'queue: { timeout: 30s }\n', 20);
     const agent = client();
     const pending = Array.from({ length: 500 }, (_, i) => get(`${gw.url}/api/live/${i}`, { dispatcher: agent }));
-    await new Promise((r) => setTimeout(r, 200));
+    // Poll rather than sleep: on a loaded machine the 500 connections take a while to arrive.
+    await untilWaiting(gw, 1, 10, true);
     const mid = await json(`${gw.adminUrl}/status`);
-    expect(mid.slots.busy).toBe(10);
-    expect(mid.queue.waiting).toBeGreaterThan(0);
     // undici's pool never queues: Sluice's admission queue is the only queue.
     expect(mid.slots.servers[0].pool.queued).toBe(0);
     expect(mid.slots.servers[0].pool.connected).toBeLessThanOrEqual(10);
