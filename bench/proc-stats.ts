@@ -36,12 +36,16 @@ export function readMemoryMiB(pid: number): { rss: number; hwm: number } | undef
   }
 }
 
-/** Busy CPU seconds of the whole machine, all cores (user+nice+system+irq+softirq+steal). */
+/**
+ * CPU seconds all processes on the machine spent (user + nice + system, all cores).
+ * Interrupt and softirq time is left out: loopback traffic from the bench itself lands
+ * there without being charged to any process.
+ */
 export function readMachineBusySeconds(ticks: number): number | undefined {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
-    const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-    return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / ticks;
+    const [user, nice, system] = line.trim().split(/\s+/).slice(1).map(Number);
+    return ((user ?? 0) + (nice ?? 0) + (system ?? 0)) / ticks;
   } catch {
     return undefined;
   }

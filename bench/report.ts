@@ -61,6 +61,22 @@ function workloadNotes(run: RunResult, w: WorkloadResult): string[] {
   return notes;
 }
 
+/** Sluice's own counters from /status, when it reports them (shape owned by Sluice). */
+function statusNotes(run: RunResult): string[] {
+  const st = run.sluiceStatus as { cache?: Record<string, unknown>; coalesce?: Record<string, unknown> } | undefined;
+  const num = (o: Record<string, unknown> | undefined, k: string): number | undefined => (typeof o?.[k] === 'number' ? (o[k] as number) : undefined);
+  const hits = num(st?.cache, 'hits');
+  const misses = num(st?.cache, 'misses');
+  const saved = num(st?.coalesce, 'followers_saved');
+  if (hits === undefined && saved === undefined) return [];
+  const parts: string[] = [];
+  if (hits !== undefined && misses !== undefined && hits > 0) {
+    parts.push(`cache hits ${fmt(hits)} / misses ${fmt(misses)} (${fmt((100 * hits) / (hits + misses), 1)}% hit)`);
+  }
+  if (saved !== undefined && saved > 0) parts.push(`${fmt(saved)} requests coalesced onto another's backend call`);
+  return parts.length ? [`${run.system} #${run.iteration}: Sluice /status: ${parts.join('; ')}.`] : [];
+}
+
 /** Unrelated processes using this much CPU make a run's numbers suspect. */
 export const OTHER_CPU_WARN_CORES = 0.25;
 
@@ -83,7 +99,7 @@ function scenarioSection(s: ScenarioResult, cores: number): string {
     '|---|---|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|',
   ];
   const rows = s.runs.flatMap(runRows);
-  const notes = s.runs.flatMap((r) => [...runNotes(r, cores), ...r.workloads.flatMap((w) => workloadNotes(r, w))]);
+  const notes = s.runs.flatMap((r) => [...runNotes(r, cores), ...statusNotes(r), ...r.workloads.flatMap((w) => workloadNotes(r, w))]);
   return [...head, ...rows, '', ...notes.map((n) => `- ${n}`), ''].join('\n');
 }
 

@@ -23,7 +23,8 @@ const USAGE = `Usage: sluice bench [S1 S2 ... S6] [--quick] [--backend test|guni
   --backend-url URL    backend for --backend gunicorn (default http://127.0.0.1:8000)
   --slots N            backend slots (default 50)
   --systems LIST       only these systems, e.g. direct or direct,sluice
-  --out DIR            results directory (default bench/results in the package)`;
+  --out DIR            results directory (default bench/results in the package)
+  --render FILE        only rewrite latest.md and the charts from a results JSON file`;
 
 export class BenchRefusedError extends Error {}
 
@@ -35,6 +36,7 @@ interface BenchArgs {
   slots: number;
   systems: SystemName[] | null;
   outDir: string | null;
+  render: string | null;
 }
 
 function parseFlags(argv: string[]) {
@@ -48,6 +50,7 @@ function parseFlags(argv: string[]) {
       slots: { type: 'string', default: '50' },
       systems: { type: 'string' },
       out: { type: 'string' },
+      render: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -78,6 +81,7 @@ function parseBenchArgs(argv: string[]): BenchArgs {
     slots,
     systems,
     outDir: values.out ?? null,
+    render: values.render ?? null,
   };
 }
 
@@ -116,18 +120,22 @@ function writeAtomic(file: string, data: string): void {
   renameSync(`${file}.tmp`, file);
 }
 
-function writeResults(dir: string, results: BenchResults): string {
+function writeReport(dir: string, results: BenchResults): string {
   mkdirSync(dir, { recursive: true });
-  const stamp = results.startedAt.replace(/[:.]/g, '-');
-  const json = `${JSON.stringify(results, null, 2)}\n`;
-  writeAtomic(join(dir, `${stamp}.json`), json);
-  writeAtomic(join(dir, 'latest.json'), json);
   writeAtomic(join(dir, 'latest.md'), renderMarkdown(results));
   writeAtomic(join(dir, 'latency.svg'), latencySvg(results));
   writeAtomic(join(dir, 'goodput.svg'), goodputSvg(results));
   return join(dir, 'latest.md');
 }
 
+function writeResults(dir: string, results: BenchResults): string {
+  mkdirSync(dir, { recursive: true });
+  const stamp = results.startedAt.replace(/[:.]/g, '-');
+  const json = `${JSON.stringify(results, null, 2)}\n`;
+  writeAtomic(join(dir, `${stamp}.json`), json);
+  writeAtomic(join(dir, 'latest.json'), json);
+  return writeReport(dir, results);
+}
 async function startBackend(args: BenchArgs, procs: ProcessGroup, cliPath: string): Promise<{ url: string; pid?: number }> {
   if (args.backendKind === 'gunicorn') {
     const ok = await fetch(new URL('/health', args.backendUrl), { signal: AbortSignal.timeout(3_000) }).then((r) => r.ok, () => false);
@@ -166,6 +174,11 @@ async function runAll(args: BenchArgs, env: ExecEnv): Promise<ScenarioResult[]> 
 export async function runBenchCommand(argv: string[]): Promise<void> {
   const args = parseBenchArgs(argv);
   const root = packageRoot();
+  if (args.render) {
+    const results = JSON.parse(readFileSync(args.render, 'utf8')) as BenchResults;
+    process.stderr.write(`bench: wrote ${writeReport(args.outDir ?? dirname(args.render), results)}\n`);
+    return;
+  }
   const cliPath = join(root, 'dist/src/cli.js');
   const staticServerPath = join(root, 'dist/bench/static-server.js');
   for (const f of [cliPath, staticServerPath]) if (!existsSync(f)) throw new Error(`${f} is missing; run npm run build`);
