@@ -20,9 +20,15 @@ import {
 
 interface RequestSpans {
   readonly server: Span;
-  /** The client's context with our SERVER span in it: the parent of every child span. */
-  readonly context: Context;
+  /** The client's context (empty when it sent no traceparent). */
+  readonly parent: Context;
+  /** `parent` with our SERVER span in it: the parent of every child span; built when first needed. */
+  context: Context | undefined;
   upstream: Span | undefined;
+}
+
+function childParent(spans: RequestSpans): Context {
+  return (spans.context ??= trace.setSpan(spans.parent, spans.server));
 }
 
 /**
@@ -54,13 +60,13 @@ export class TracingObserver implements RequestObserver {
     const agent = ctx.req.headers['user-agent'];
     if (agent) attributes[ATTR_USER_AGENT_ORIGINAL] = agent;
     const server = this.tracer.startSpan(ctx.method, { kind: SpanKind.SERVER, startTime: ctx.startedAtEpochMs, attributes }, parent);
-    this.live.set(ctx, { server, context: trace.setSpan(parent, server), upstream: undefined });
+    this.live.set(ctx, { server, parent, context: undefined, upstream: undefined });
   }
 
   beforeUpstream(ctx: RequestContext, headers: HeaderMap): void {
     const spans = this.live.get(ctx);
     spans?.upstream?.end(epochMs(ctx, performance.now()));
-    const parent = spans?.context ?? ROOT_CONTEXT;
+    const parent = spans ? childParent(spans) : ROOT_CONTEXT;
     const serverUrl = ctx.lease?.server.url ?? ctx.backendServer;
     const attributes: Attributes = { [ATTR_HTTP_REQUEST_METHOD]: ctx.method, [ATTR_SLUICE_REQUEST_ID]: ctx.id };
     if (serverUrl) Object.assign(attributes, backendAttributes(serverUrl, ctx.pathname + ctx.search));
@@ -93,7 +99,7 @@ export class TracingObserver implements RequestObserver {
     spans.upstream?.end(epochMs(ctx, performance.now()));
     // Children of an unsampled request would not be recorded either; skip building them.
     if (spans.server.isRecording()) {
-      this.phaseSpans(ctx, spans.context);
+      this.phaseSpans(ctx, spans);
       finishServerSpan(ctx, spans.server);
     } else {
       spans.server.end();
@@ -107,22 +113,28 @@ export class TracingObserver implements RequestObserver {
 
   /** The request's context, to parent spans other components start while it runs. */
   contextOf(ctx: RequestContext): Context | undefined {
-    return this.live.get(ctx)?.context;
+    const spans = this.live.get(ctx);
+    return spans ? childParent(spans) : undefined;
   }
 
-  private phaseSpans(ctx: RequestContext, parent: Context): void {
-    const common = { [ATTR_SLUICE_REQUEST_ID]: ctx.id };
+  private phaseSpans(ctx: RequestContext, spans: RequestSpans): void {
     const readBody = findPhase(ctx, 'readBody');
-    if (readBody && ctx.body && ctx.body.size > 0) {
-      this.childSpan(ctx, SPAN_READ_BODY, readBody, parent, { ...common, [ATTR_SLUICE_BODY_BYTES]: ctx.body.size });
-    }
     const join = findPhase(ctx, 'joinInFlight');
-    if (join && ctx.coalesceRole === 'follower') {
-      this.childSpan(ctx, SPAN_COALESCE, join, parent, {
+    const queue = findPhase(ctx, 'acquireSlot');
+    const hasBody = readBody !== undefined && ctx.body !== undefined && ctx.body.size > 0;
+    const isFollower = join !== undefined && ctx.coalesceRole === 'follower';
+    // A cache hit has none of these: its SERVER span stays the only span.
+    if (!hasBody && !isFollower && !queue) return;
+    const parent = childParent(spans);
+    const common = { [ATTR_SLUICE_REQUEST_ID]: ctx.id };
+    if (hasBody) {
+      this.childSpan(ctx, SPAN_READ_BODY, measured(readBody, ctx.timings.readBodyMs), parent, { ...common, [ATTR_SLUICE_BODY_BYTES]: ctx.body!.size });
+    }
+    if (isFollower) {
+      this.childSpan(ctx, SPAN_COALESCE, measured(join, ctx.timings.coalesceWaitMs), parent, {
         ...common, [ATTR_SLUICE_COALESCE_ROLE]: 'follower', [ATTR_SLUICE_COALESCE_WAIT_MS]: round(ctx.timings.coalesceWaitMs),
       });
     }
-    const queue = findPhase(ctx, 'acquireSlot');
     if (queue) {
       const attributes: Attributes = { ...common, [ATTR_SLUICE_QUEUE_WAIT_MS]: round(ctx.timings.queueMs) };
       if (ctx.route) attributes[ATTR_SLUICE_PRIORITY] = ctx.route.priority;
@@ -130,17 +142,17 @@ export class TracingObserver implements RequestObserver {
       if (position !== undefined) attributes[ATTR_SLUICE_QUEUE_POSITION] = position;
       // No lease means the wait ended without a slot: shed, timed out, or the client left.
       const failure = ctx.lease ? undefined : ctx.error?.code;
-      this.childSpan(ctx, SPAN_QUEUE, queue, parent, attributes, failure);
+      this.childSpan(ctx, SPAN_QUEUE, measured(queue, ctx.timings.queueMs), parent, attributes, failure);
     }
   }
 
-  private childSpan(ctx: RequestContext, name: string, phase: PhaseTiming, parent: Context, attributes: Attributes, errorType?: string): void {
-    const span = this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: epochMs(ctx, phase.startMs), attributes }, parent);
+  private childSpan(ctx: RequestContext, name: string, interval: Interval, parent: Context, attributes: Attributes, errorType?: string): void {
+    const span = this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: epochMs(ctx, interval.startMs), attributes }, parent);
     if (errorType) {
       span.setAttribute(ATTR_ERROR_TYPE, errorType);
       span.setStatus({ code: SpanStatusCode.ERROR, message: errorType });
     }
-    span.end(epochMs(ctx, phase.endMs || phase.startMs));
+    span.end(epochMs(ctx, interval.endMs));
   }
 }
 
@@ -188,6 +200,18 @@ export function backendAttributes(serverUrl: string, pathAndQuery: string): Attr
     [ATTR_SERVER_PORT]: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
     [ATTR_SLUICE_BACKEND_SERVER]: serverUrl,
   };
+}
+
+interface Interval { readonly startMs: number; readonly endMs: number }
+
+/**
+ * The part of a phase that was the wait itself: the phase measures its wait from its first
+ * statement, so the wait starts with the phase and lasts as long as measured. The phase's
+ * own end can lie later by whatever other microtasks ran before the orchestrator resumed.
+ */
+function measured(phase: PhaseTiming, waitedMs: number): Interval {
+  const endMs = phase.endMs || phase.startMs;
+  return { startMs: phase.startMs, endMs: waitedMs > 0 ? Math.min(endMs, phase.startMs + waitedMs) : endMs };
 }
 
 function findPhase(ctx: RequestContext, name: PhaseTiming['name']): PhaseTiming | undefined {

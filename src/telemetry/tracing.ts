@@ -7,8 +7,8 @@ import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-t
 import { OTLPTraceExporter as OtlpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
-  BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler,
-  ConsoleSpanExporter, type SpanExporter, type SpanProcessor,
+  AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, SimpleSpanProcessor,
+  TraceIdRatioBasedSampler, ConsoleSpanExporter, type Sampler, type SpanExporter, type SpanProcessor,
 } from '@opentelemetry/sdk-trace-node';
 import type { SluiceConfig } from '../config/schema.js';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION, SLUICE_VERSION, TRACER_NAME } from './attributes.js';
@@ -29,7 +29,7 @@ export function createTracing(config: TracingConfig): Tracing | undefined {
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.service_name, [ATTR_SERVICE_VERSION]: SLUICE_VERSION }),
     // A client's sampling decision is honoured; new traces are sampled at the configured ratio.
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sample_ratio) }),
+    sampler: new ParentBasedSampler({ root: rootSampler(config.sample_ratio) }),
     spanLimits: { attributeCountLimit: 64, eventCountLimit: 16, linkCountLimit: 8, attributeValueLengthLimit: 1024 },
     spanProcessors: [spanProcessor(config)],
   });
@@ -45,6 +45,13 @@ export function createTracing(config: TracingConfig): Tracing | undefined {
       }
     },
   };
+}
+
+/** 0 and 1 skip the per-trace ratio arithmetic. */
+function rootSampler(ratio: number): Sampler {
+  if (ratio >= 1) return new AlwaysOnSampler();
+  if (ratio <= 0) return new AlwaysOffSampler();
+  return new TraceIdRatioBasedSampler(ratio);
 }
 
 function spanProcessor(config: TracingConfig): SpanProcessor {
