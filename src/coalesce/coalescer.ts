@@ -46,6 +46,8 @@ export interface Leadership<A> {
   /** Use for the queue wait and the backend call: aborted when nobody wants the answer. */
   readonly signal: AbortSignal;
   readonly followers: number;
+  /** True once the outcome has been published. */
+  readonly finished: boolean;
   /** Publishes the outcome; returns how many followers received the answer. Later calls do nothing. */
   finish(outcome: FlightOutcome<A>): number;
 }
@@ -205,6 +207,10 @@ class Term<A> implements Leadership<A> {
 
   get followers(): number {
     return this.flight.followerCount;
+  }
+
+  get finished(): boolean {
+    return this.done;
   }
 
   abort(reason: SluiceError): void {

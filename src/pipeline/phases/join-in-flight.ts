@@ -95,7 +95,8 @@ function lead(ctx: RequestContext, leadership: Leadership<SharedAnswer>): PhaseR
   }
   // Normally settled by storeResponse or the error path; this covers anything else.
   ctx.finalizers.push(() => {
-    leadership.finish({ error: ctx.error ?? new SluiceError('internal', 'the coalesced leader ended without an answer') });
+    // Checked first: building an error captures a stack trace, too costly for every request.
+    if (!leadership.finished) leadership.finish({ error: ctx.error ?? new SluiceError('internal', 'the coalesced leader ended without an answer') });
   });
   return 'continue';
 }
