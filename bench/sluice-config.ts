@@ -40,8 +40,8 @@ export function benchConfig(o: BenchConfigOptions): Record<string, unknown> {
         match: { path: '/api/reports', methods: ['POST'] },
         priority: 'low',
         timeout: '120s',
-        // Two-second reports leave the interactive path; at most 20 of the 50 slots.
-        job: { max_slots: 20, attempts: 1, timeout: '120s' },
+        // Two-second reports leave the interactive path; at most 15 of the 50 slots, so the 30 slots the live reads need stay free.
+        job: { max_slots: 15, attempts: 1, timeout: '120s' },
       },
       { name: 'uploads', match: { path: '/api/upload', methods: ['POST'] }, priority: 'normal', max_body: '1MiB', timeout: '60s' },
     ],
