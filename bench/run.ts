@@ -1,5 +1,6 @@
 // `sluice bench [scenario...] [--quick] [--backend test|gunicorn]`: runs the scenarios
 // direct and through Sluice, alternating, and writes bench/results/.
+import { updateReadme } from './readme-table.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
@@ -177,6 +178,7 @@ export async function runBenchCommand(argv: string[]): Promise<void> {
   if (args.render) {
     const results = JSON.parse(readFileSync(args.render, 'utf8')) as BenchResults;
     process.stderr.write(`bench: wrote ${writeReport(args.outDir ?? dirname(args.render), results)}\n`);
+    if (results.mode === 'full' && !args.outDir && updateReadme(join(root, 'README.md'), results)) process.stderr.write('bench: updated the results table in README.md\n');
     return;
   }
   const cliPath = join(root, 'dist/src/cli.js');
@@ -215,6 +217,8 @@ export async function runBenchCommand(argv: string[]): Promise<void> {
     };
     const report = writeResults(args.outDir ?? join(root, 'bench/results'), results);
     log(`wrote ${report}`);
+    // Only a full run into the default place speaks for the project in the README.
+    if (args.mode === 'full' && !args.outDir && updateReadme(join(root, 'README.md'), results)) log('updated the results table in README.md');
   } finally {
     await procs.close();
   }
