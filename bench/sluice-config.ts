@@ -31,7 +31,9 @@ export function benchConfig(o: BenchConfigOptions): Record<string, unknown> {
         match: { path: '/api/items/*', methods: ['GET', 'HEAD'] },
         priority: 'high',
         timeout: '10s',
-        cache: { enabled: true },
+        // Like the peers' nginx setup (proxy_cache_use_stale updating): an expired item is
+        // served stale while one background refresh revalidates it.
+        cache: { enabled: true, stale_while_revalidate: '10s' },
         coalesce: { enabled: true },
       },
       { name: 'live', match: { path: '/api/live/*', methods: ['GET', 'HEAD'] }, priority: 'high', timeout: '10s' },
