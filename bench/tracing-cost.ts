@@ -7,10 +7,13 @@
 // request and the p99 at equal load; then closed loop, for the throughput. On a small
 // machine the load generator competes with Sluice for CPU, so the report also gives the
 // throughput one core would sustain at the measured cost (1000 / CPU ms per request).
+// Where `taskset` exists and there are two CPUs or more, Sluice gets CPU 1 to itself and
+// everything else shares CPU 0, so the load generator does not blur Sluice's numbers.
 //
 //   npm run build && node dist/bench/tracing-cost.js [--rounds 5] [--seconds 8] [--rate 1500] [--concurrency 64]
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
@@ -53,13 +56,15 @@ async function main(): Promise<void> {
   const concurrency = Number(values.concurrency);
   const rate = Number(values.rate);
   const backend = await startTestBackend({ port: 0, slots: 50, latencyMs: 5, reportLatencyMs: 100 });
+  const pinned = availableParallelism() >= 2 && pin(process.pid, 0);
   const procs = new ProcessGroup();
   const sink = await startOtlpSink(procs);
+  if (pinned) pin(sink.pid, 0);
   const samples: Sample[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
       for (const mode of ['none', 'otlp'] as const) {
-        const sample = await measure(procs, mode, { backendUrl: backend.url, sinkUrl: sink.url, seconds, concurrency, rate });
+        const sample = await measure(procs, mode, { backendUrl: backend.url, sinkUrl: sink.url, seconds, concurrency, rate, pinned });
         samples.push(sample);
         process.stderr.write(`round ${round + 1} ${mode}: ${sample.rps} req/s closed loop; at ${rate} req/s: p99 ${sample.fixedP99} ms, ${sample.cpuMsPerKReq} CPU ms per 1000 requests\n`);
       }
@@ -68,10 +73,10 @@ async function main(): Promise<void> {
     await procs.close();
     await backend.close();
   }
-  process.stdout.write(report(samples, { rounds, seconds, concurrency, rate }));
+  process.stdout.write(report(samples, { rounds, seconds, concurrency, rate, pinned }));
 }
 
-async function measure(procs: ProcessGroup, mode: Mode, o: { backendUrl: string; sinkUrl: string; seconds: number; concurrency: number; rate: number }): Promise<Sample> {
+async function measure(procs: ProcessGroup, mode: Mode, o: { backendUrl: string; sinkUrl: string; seconds: number; concurrency: number; rate: number; pinned: boolean }): Promise<Sample> {
   const config = writeConfig(mode, o.backendUrl, o.sinkUrl);
   const sluice = await procs.spawnServer({
     name: `sluice (${mode})`,
@@ -80,6 +85,7 @@ async function measure(procs: ProcessGroup, mode: Mode, o: { backendUrl: string;
     alsoWaitFor: /admin on http:\/\/\S+\/status/,
   });
   const admin = /admin on (http:\/\/\S+)\/status/.exec(sluice.startupLines.join('\n'))![1]!;
+  if (o.pinned) pin(sluice.pid, 1);
   try {
     await (await request(sluice.url + PATH)).body.dump();
     // Lead-in: connections opened and both ends' JIT warm before anything is measured.
@@ -146,9 +152,19 @@ server.listen(0, '127.0.0.1', () => console.log('otlp sink on http://127.0.0.1:'
 process.on('SIGTERM', () => { console.error('exports ' + n); process.exit(0); });
 `;
 
-async function startOtlpSink(procs: ProcessGroup): Promise<{ url: string }> {
+async function startOtlpSink(procs: ProcessGroup): Promise<{ url: string; pid: number }> {
   const sink = await procs.spawnServer({ name: 'otlp sink', args: ['-e', SINK_SOURCE], ready: /otlp sink on (http:\/\/\S+)/ });
-  return { url: sink.url };
+  return { url: sink.url, pid: sink.pid };
+}
+
+/** Moves every thread of a process to one CPU; false where taskset is missing or refused. */
+function pin(pid: number, cpu: number): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function perCore(cpuMsPerKReq: number): number {
@@ -161,7 +177,7 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-function report(samples: Sample[], o: { rounds: number; seconds: number; concurrency: number; rate: number }): string {
+function report(samples: Sample[], o: { rounds: number; seconds: number; concurrency: number; rate: number; pinned: boolean }): string {
   const of = (mode: Mode) => samples.filter((s) => s.mode === mode);
   const summary = (mode: Mode) => ({
     rps: median(of(mode).map((s) => s.rps)),
@@ -178,7 +194,8 @@ function report(samples: Sample[], o: { rounds: number; seconds: number; concurr
   const otlp = summary('otlp');
   const pct = (a: number, b: number) => `${(((b - a) / a) * 100).toFixed(1)}%`;
   return [
-    `Tracing cost, cache-hit route, ${o.rounds} runs per mode alternating (medians); per run ${o.seconds} s at a fixed ${o.rate} req/s (open loop), then ${o.seconds} s closed loop with ${o.concurrency} connections.`,
+    `Tracing cost, cache-hit route, ${o.rounds} runs per mode alternating (medians); per run ${o.seconds} s at a fixed ${o.rate} req/s (open loop), then ${o.seconds} s closed loop with ${o.concurrency} connections. ` +
+      (o.pinned ? 'Sluice pinned to CPU 1, load generator, backend and OTLP sink to CPU 0.' : 'Processes not pinned to CPUs.'),
     '',
     `| tracing | CPU ms / 1000 req at ${o.rate} req/s | req/s per core at that cost | p50 / p99 ms at ${o.rate} req/s | closed-loop req/s (range) | closed-loop p99 ms | cache hits | errors |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|',
