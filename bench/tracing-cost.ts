@@ -186,6 +186,7 @@ function report(samples: Sample[], o: { rounds: number; seconds: number; concurr
     fixedP50: median(of(mode).map((s) => s.fixedP50)),
     fixedP99: median(of(mode).map((s) => s.fixedP99)),
     cpu: median(of(mode).map((s) => s.cpuMsPerKReq)),
+    cpuRange: `${Math.min(...of(mode).map((s) => s.cpuMsPerKReq))}-${Math.max(...of(mode).map((s) => s.cpuMsPerKReq))}`,
     hits: Math.min(...of(mode).map((s) => s.cacheHitShare)),
     errors: of(mode).reduce((n, s) => n + s.errors, 0),
     range: `${Math.min(...of(mode).map((s) => s.rps))}-${Math.max(...of(mode).map((s) => s.rps))}`,
@@ -193,23 +194,28 @@ function report(samples: Sample[], o: { rounds: number; seconds: number; concurr
   const none = summary('none');
   const otlp = summary('otlp');
   const pct = (a: number, b: number) => `${(((b - a) / a) * 100).toFixed(1)}%`;
+  // Runs alternate, so run i of each mode saw about the same machine: compare them in pairs.
+  const pairs = of('none').map((n, i) => [n, of('otlp')[i]] as const).filter((p): p is readonly [Sample, Sample] => p[1] !== undefined);
+  const pairedCpu = median(pairs.map(([n, t]) => (t.cpuMsPerKReq - n.cpuMsPerKReq) / n.cpuMsPerKReq)) * 100;
+  const pairedRps = median(pairs.map(([n, t]) => (t.rps - n.rps) / n.rps)) * 100;
   return [
     `Tracing cost, cache-hit route, ${o.rounds} runs per mode alternating (medians); per run ${o.seconds} s at a fixed ${o.rate} req/s (open loop), then ${o.seconds} s closed loop with ${o.concurrency} connections. ` +
       (o.pinned ? 'Sluice pinned to CPU 1, load generator, backend and OTLP sink to CPU 0.' : 'Processes not pinned to CPUs.'),
     '',
-    `| tracing | CPU ms / 1000 req at ${o.rate} req/s | req/s per core at that cost | p50 / p99 ms at ${o.rate} req/s | closed-loop req/s (range) | closed-loop p99 ms | cache hits | errors |`,
+    `| tracing | CPU ms / 1000 req at ${o.rate} req/s (range) | req/s per core at that cost | p50 / p99 ms at ${o.rate} req/s | closed-loop req/s (range) | closed-loop p99 ms | cache hits | errors |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|',
     row('none', none),
     row('otlp, sample_ratio 1.0', otlp),
     '',
-    `CPU per request: ${pct(none.cpu, otlp.cpu)} (per-core throughput ${pct(perCore(none.cpu), perCore(otlp.cpu))}); ` +
-      `p99 at equal load: ${pct(none.fixedP99, otlp.fixedP99)}; closed-loop throughput: ${pct(none.rps, otlp.rps)}.`,
+    `CPU per request: ${pct(none.cpu, otlp.cpu)} between medians, ${pairedCpu.toFixed(1)}% median of paired runs ` +
+      `(per-core throughput ${pct(perCore(none.cpu), perCore(otlp.cpu))}); p99 at equal load: ${pct(none.fixedP99, otlp.fixedP99)}; ` +
+      `closed-loop throughput: ${pct(none.rps, otlp.rps)} between medians, ${pairedRps.toFixed(1)}% median of paired runs.`,
     '',
   ].join('\n');
 }
 
-function row(label: string, m: { cpu: number; fixedP50: number; fixedP99: number; rps: number; range: string; p99: number; hits: number; errors: number }): string {
-  return `| ${label} | ${m.cpu} | ${perCore(m.cpu)} | ${m.fixedP50} / ${m.fixedP99} | ${m.rps} (${m.range}) | ${m.p99} | ${(m.hits * 100).toFixed(1)}% | ${m.errors} |`;
+function row(label: string, m: { cpu: number; cpuRange: string; fixedP50: number; fixedP99: number; rps: number; range: string; p99: number; hits: number; errors: number }): string {
+  return `| ${label} | ${m.cpu} (${m.cpuRange}) | ${perCore(m.cpu)} | ${m.fixedP50} / ${m.fixedP99} | ${m.rps} (${m.range}) | ${m.p99} | ${(m.hits * 100).toFixed(1)}% | ${m.errors} |`;
 }
 
 main().catch((err: unknown) => {

@@ -4,7 +4,6 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { SluiceConfig } from '../config/schema.js';
 import type { RequestContext } from '../pipeline/context.js';
-import type { RequestObserver } from '../pipeline/deps.js';
 import { responseStatus } from './trace-observer.js';
 
 export type LoggingConfig = SluiceConfig['logging'];
@@ -54,16 +53,13 @@ function fdOrPath(destination: string): number | string {
   return destination;
 }
 
-export class AccessLog implements RequestObserver {
-  constructor(
-    private readonly logger: Logger,
-    /** Trace id of the request (ours, or the client's when tracing is off). */
-    private readonly traceIdOf: (ctx: RequestContext) => string | undefined,
-  ) {}
+export class AccessLog {
+  constructor(private readonly logger: Logger) {}
 
-  onDone(ctx: RequestContext): void {
+  /** `traceId`: ours, or the client's when tracing is off. */
+  write(ctx: RequestContext, traceId: string | undefined): void {
     if (!this.logger.isLevelEnabled('info')) return;
-    this.logger.info(accessLine(ctx, this.traceIdOf(ctx)), 'request');
+    this.logger.info(accessLine(ctx, traceId), 'request');
   }
 }
 

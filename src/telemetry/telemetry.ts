@@ -21,10 +21,9 @@ export class Telemetry {
   readonly live: LiveWindow;
   /** For the jobs component: submission and attempt spans (no-ops when tracing is off). */
   readonly jobs: JobTracer;
-  /** In the order their onDone runs; the tracing observer is last so others can still read its trace ids. */
+  /** In the order they run; the last one ends the trace and then writes the access line. */
   readonly observers: readonly RequestObserver[];
   private readonly tracing: Tracing | undefined;
-  private readonly traceObserver: TracingObserver | undefined;
   private readonly sink: LogSink;
 
   constructor(config: Readonly<SluiceConfig>, queue: SlotQueue) {
@@ -33,23 +32,20 @@ export class Telemetry {
     this.metrics = new SluiceMetrics(queue);
     this.live = new LiveWindow(queue, { windowS: 300, recentS: 60, slowKept: 12, now: Date.now });
     this.tracing = createTracing(config.tracing);
-    this.traceObserver = this.tracing ? new TracingObserver(this.tracing.tracer) : undefined;
-    const observer = this.traceObserver;
+    const observer = this.tracing ? new TracingObserver(this.tracing.tracer) : undefined;
     this.jobs = this.tracing && observer ? new OtelJobTracer(this.tracing.tracer, (ctx) => observer.contextOf(ctx)) : NO_JOB_TRACING;
+    const accessLog = config.logging.access_log && config.logging.level !== 'silent' ? new AccessLog(this.logger) : undefined;
     const observers: RequestObserver[] = [this.metrics, this.live];
-    if (config.logging.access_log && config.logging.level !== 'silent') {
-      observers.push(new AccessLog(this.logger, (ctx) => this.traceIdOf(ctx)));
-    }
     if (observer) observers.push(observer);
+    if (observer || accessLog) {
+      observers.push({
+        onDone: (ctx) => {
+          const traceId = observer ? observer.finish(ctx).traceId : clientTraceId(ctx);
+          accessLog?.write(ctx, traceId);
+        },
+      });
+    }
     this.observers = observers;
-  }
-
-  /** Our trace id when tracing; otherwise the client's, so logs still join its trace. */
-  traceIdOf(ctx: RequestContext): string | undefined {
-    const ours = this.traceObserver?.spanContextOf(ctx);
-    if (ours) return ours.traceId;
-    const offered = firstHeader(ctx.req.headers['traceparent']);
-    return offered ? parseTraceParent(offered)?.traceId : undefined;
   }
 
   start(): void {
@@ -64,4 +60,10 @@ export class Telemetry {
     await this.tracing?.shutdown();
     this.sink.close();
   }
+}
+
+/** Without tracing, log lines still join the client's trace when it sent one. */
+function clientTraceId(ctx: RequestContext): string | undefined {
+  const offered = firstHeader(ctx.req.headers['traceparent']);
+  return offered ? parseTraceParent(offered)?.traceId : undefined;
 }

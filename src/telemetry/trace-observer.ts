@@ -40,40 +40,31 @@ export function epochMs(ctx: RequestContext, perfNowMs: number): number {
   return ctx.startedAtEpochMs + (perfNowMs - ctx.startedAt);
 }
 
+/**
+ * The SERVER span is created when it is first needed: before the first backend call (its
+ * id goes into the traceparent), when another component asks for it, or at the end. A
+ * request that never leaves Sluice (a cache hit, a 503) thus costs one span built in one
+ * go, with every attribute known up front, which is also what a sampler likes to see.
+ */
 export class TracingObserver implements RequestObserver {
   /**
    * Spans of requests in progress. A Map, not a WeakMap: it is measurably cheaper per
-   * request, and the orchestrator calls onDone for every request it called onStart for.
+   * request, and `finish` runs for every request (the orchestrator's onDone).
    */
   private readonly live = new Map<RequestContext, RequestSpans>();
   private readonly propagator = new W3CTraceContextPropagator();
 
   constructor(private readonly tracer: Tracer) {}
 
-  onStart(ctx: RequestContext): void {
-    const parent = this.propagator.extract(ROOT_CONTEXT, ctx.req.headers, defaultTextMapGetter);
-    // Required and most useful attributes only: every attribute costs on every request.
-    const attributes: Attributes = {
-      [ATTR_HTTP_REQUEST_METHOD]: ctx.method,
-      [ATTR_URL_PATH]: ctx.pathname,
-      [ATTR_URL_SCHEME]: 'http',
-      [ATTR_SLUICE_REQUEST_ID]: ctx.id,
-    };
-    const address = ctx.req.socket.remoteAddress;
-    if (address) attributes[ATTR_CLIENT_ADDRESS] = address;
-    const server = this.tracer.startSpan(ctx.method, { kind: SpanKind.SERVER, startTime: ctx.startedAtEpochMs, attributes }, parent);
-    this.live.set(ctx, { server, parent, context: undefined, upstream: undefined });
-  }
-
   beforeUpstream(ctx: RequestContext, headers: HeaderMap): void {
-    const spans = this.live.get(ctx);
-    spans?.upstream?.end(epochMs(ctx, performance.now()));
-    const parent = spans ? childParent(spans) : ROOT_CONTEXT;
+    const spans = this.spansOf(ctx);
+    spans.upstream?.end(epochMs(ctx, performance.now()));
+    const parent = childParent(spans);
     const serverUrl = ctx.lease?.server.url ?? ctx.backendServer;
     const attributes: Attributes = { [ATTR_HTTP_REQUEST_METHOD]: ctx.method, [ATTR_SLUICE_REQUEST_ID]: ctx.id };
     if (serverUrl) Object.assign(attributes, backendAttributes(serverUrl, ctx.pathname + ctx.search));
     const client = this.tracer.startSpan(ctx.method, { kind: SpanKind.CLIENT, startTime: epochMs(ctx, performance.now()), attributes }, parent);
-    if (spans) spans.upstream = client;
+    spans.upstream = client;
     // The client's own traceparent was forwarded as an end-to-end header; ours replaces it.
     delete headers['traceparent'];
     delete headers['tracestate'];
@@ -94,29 +85,50 @@ export class TracingObserver implements RequestObserver {
     client.end(epochMs(ctx, performance.now()));
   }
 
-  onDone(ctx: RequestContext): void {
-    const spans = this.live.get(ctx);
-    if (!spans) return;
-    this.live.delete(ctx);
-    spans.upstream?.end(epochMs(ctx, performance.now()));
+  /**
+   * Ends the request's spans; called by Telemetry at the very end of a request, before the
+   * access line is written, so the line can carry the trace id. Returns the SERVER span's
+   * context.
+   */
+  finish(ctx: RequestContext): SpanContext {
+    const status = responseStatus(ctx);
+    const errorType = ctx.error?.code ?? (status !== undefined && status >= 500 ? String(status) : undefined);
+    let spans = this.live.get(ctx);
+    if (spans) {
+      this.live.delete(ctx);
+      spans.upstream?.end(epochMs(ctx, performance.now()));
+      if (spans.server.isRecording()) spans.server.setAttributes(outcomeAttributes(ctx, status, errorType));
+    } else {
+      spans = this.startServer(ctx, { ...requestAttributes(ctx), ...outcomeAttributes(ctx, status, errorType) });
+    }
     // Children of an unsampled request would not be recorded either; skip building them.
     if (spans.server.isRecording()) {
       this.phaseSpans(ctx, spans);
-      finishServerSpan(ctx, spans.server);
+      finishServerSpan(ctx, spans.server, status, errorType);
     } else {
       spans.server.end();
     }
-  }
-
-  /** The request's SERVER span context (for job submission spans and log correlation). */
-  spanContextOf(ctx: RequestContext): SpanContext | undefined {
-    return this.live.get(ctx)?.server.spanContext();
+    return spans.server.spanContext();
   }
 
   /** The request's context, to parent spans other components start while it runs. */
-  contextOf(ctx: RequestContext): Context | undefined {
-    const spans = this.live.get(ctx);
-    return spans ? childParent(spans) : undefined;
+  contextOf(ctx: RequestContext): Context {
+    return childParent(this.spansOf(ctx));
+  }
+
+  private spansOf(ctx: RequestContext): RequestSpans {
+    let spans = this.live.get(ctx);
+    if (!spans) {
+      spans = this.startServer(ctx, requestAttributes(ctx));
+      this.live.set(ctx, spans);
+    }
+    return spans;
+  }
+
+  private startServer(ctx: RequestContext, attributes: Attributes): RequestSpans {
+    const parent = this.propagator.extract(ROOT_CONTEXT, ctx.req.headers, defaultTextMapGetter);
+    const server = this.tracer.startSpan(spanName(ctx), { kind: SpanKind.SERVER, startTime: ctx.startedAtEpochMs, attributes }, parent);
+    return { server, parent, context: undefined, upstream: undefined };
   }
 
   private phaseSpans(ctx: RequestContext, spans: RequestSpans): void {
@@ -158,17 +170,32 @@ export class TracingObserver implements RequestObserver {
   }
 }
 
-function finishServerSpan(ctx: RequestContext, server: Span): void {
-  const status = responseStatus(ctx);
-  const errorType = ctx.error?.code ?? (status !== undefined && status >= 500 ? String(status) : undefined);
-  if (ctx.route) server.updateName(`${ctx.method} ${ctx.route.name}`);
-  server.setAttributes(outcomeAttributes(ctx, status, errorType));
+function finishServerSpan(ctx: RequestContext, server: Span, status: number | undefined, errorType: string | undefined): void {
+  // A span started before the route was known is named after it now.
+  if (ctx.route) server.updateName(spanName(ctx));
   // Server spans count 4xx (the client's doing, including a client that left) as not failed.
   if ((status !== undefined && status >= 500) || (ctx.error && ctx.error.source !== 'client')) {
     server.setStatus({ code: SpanStatusCode.ERROR, message: errorType ?? '' });
   }
   const respond = findPhase(ctx, 'respond');
   server.end(epochMs(ctx, respond?.endMs || performance.now()));
+}
+
+function spanName(ctx: RequestContext): string {
+  return ctx.route ? `${ctx.method} ${ctx.route.name}` : ctx.method;
+}
+
+/** What the request head says; only required and most useful ones, as each costs every time. */
+function requestAttributes(ctx: RequestContext): Attributes {
+  const attributes: Attributes = {
+    [ATTR_HTTP_REQUEST_METHOD]: ctx.method,
+    [ATTR_URL_PATH]: ctx.pathname,
+    [ATTR_URL_SCHEME]: 'http',
+    [ATTR_SLUICE_REQUEST_ID]: ctx.id,
+  };
+  const address = ctx.req.socket.remoteAddress;
+  if (address) attributes[ATTR_CLIENT_ADDRESS] = address;
+  return attributes;
 }
 
 /** Everything the pipeline learnt about the request, in the sluice namespace. */

@@ -1,6 +1,9 @@
 // Tracing end to end: real Sluice with the OTLP exporter, the real test backend, and a
 // real OTLP/HTTP receiver that decodes what the SDK sends over the wire.
 import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createApp } from '../../src/app.js';
 import { compileConfig } from '../../src/config/compile.js';
 import { parseConfigText } from '../../src/config/load.js';
@@ -237,6 +240,29 @@ routes:
     const call = spans.find((s) => s.kind === SPAN_KIND.CLIENT && s.parentSpanId === attempt.spanId)!;
     expect(call.attributes['http.response.status_code']).toBe(201);
     expect(be.stats().last_traceparent).toBe(`00-${call.traceId}-${call.spanId}-01`);
+  });
+
+  it('writes the trace id of the SERVER span into the access line, for cache hits and proxied requests alike', async () => {
+    const receiver = await startOtlpReceiver();
+    cleanups.push(() => receiver.close());
+    const be = await backend({ slots: 1, latencyMs: 5 });
+    cleanups.push(() => be.close());
+    const file = join(mkdtempSync(join(tmpdir(), 'sluice-trace-log-')), 'access.log');
+    const text = `listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\n${backendYaml(be, 1)}` +
+      `tracing: { exporter: otlp, endpoint: ${receiver.url} }\nlogging: { destination: ${file} }\n${ROUTES}`;
+    const app = createApp(compileConfig(parseConfigText(text, 'test.yaml', {})));
+    const { port } = await app.listen();
+    const ids = ['log-miss', 'log-hit'];
+    for (const id of ids) expect((await get(`http://127.0.0.1:${port}/api/items/5`, { headers: { 'x-request-id': id } })).status).toBe(200);
+    await app.shutdown(1000);
+    const lines = new Map(readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map((l) => [l.request_id, l]));
+    const spans = await receiver.waitFor((s) => ids.every((id) => serverSpanOf(s, id)));
+    expect(lines.get('log-hit').cache).toBe('hit');
+    for (const id of ids) {
+      expect(lines.get(id).trace_id).toBe(serverSpanOf(spans, id)!.traceId);
+      expect(lines.get(id).trace_id).toMatch(/^[0-9a-f]{32}$/);
+    }
+    expect(serverSpanOf(spans, 'log-hit')!.attributes['sluice.cache.status']).toBe('hit');
   });
 
   it('links each job attempt span to its submission span', async () => {
