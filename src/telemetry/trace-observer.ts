@@ -43,8 +43,8 @@ export function epochMs(ctx: RequestContext, perfNowMs: number): number {
 /**
  * The SERVER span is created when it is first needed: before the first backend call (its
  * id goes into the traceparent), when another component asks for it, or at the end. A
- * request that never leaves Sluice (a cache hit, a 503) thus costs one span built in one
- * go, with every attribute known up front, which is also what a sampler likes to see.
+ * request that never leaves Sluice (a cache hit, a 503) thus costs one span, started and
+ * ended in one go, and no bookkeeping while it runs.
  */
 export class TracingObserver implements RequestObserver {
   /**
@@ -91,18 +91,14 @@ export class TracingObserver implements RequestObserver {
    * context.
    */
   finish(ctx: RequestContext): SpanContext {
-    const status = responseStatus(ctx);
-    const errorType = ctx.error?.code ?? (status !== undefined && status >= 500 ? String(status) : undefined);
-    let spans = this.live.get(ctx);
-    if (spans) {
-      this.live.delete(ctx);
-      spans.upstream?.end(epochMs(ctx, performance.now()));
-      if (spans.server.isRecording()) spans.server.setAttributes(outcomeAttributes(ctx, status, errorType));
-    } else {
-      spans = this.startServer(ctx, { ...requestAttributes(ctx), ...outcomeAttributes(ctx, status, errorType) });
-    }
-    // Children of an unsampled request would not be recorded either; skip building them.
+    const spans = this.live.get(ctx) ?? this.startServer(ctx, requestAttributes(ctx));
+    this.live.delete(ctx);
+    spans.upstream?.end(epochMs(ctx, performance.now()));
+    // An unsampled request records nothing: its attributes and children are not even built.
     if (spans.server.isRecording()) {
+      const status = responseStatus(ctx);
+      const errorType = ctx.error?.code ?? (status !== undefined && status >= 500 ? String(status) : undefined);
+      spans.server.setAttributes(outcomeAttributes(ctx, status, errorType));
       this.phaseSpans(ctx, spans);
       finishServerSpan(ctx, spans.server, status, errorType);
     } else {
@@ -200,7 +196,8 @@ function requestAttributes(ctx: RequestContext): Attributes {
 
 /** Everything the pipeline learnt about the request, in the sluice namespace. */
 function outcomeAttributes(ctx: RequestContext, status: number | undefined, errorType: string | undefined): Attributes {
-  const attributes: Attributes = { ...ctx.annotations };
+  const attributes: Attributes = {};
+  for (const key in ctx.annotations) attributes[key] = ctx.annotations[key];
   if (status !== undefined) attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
   if (errorType) attributes[ATTR_ERROR_TYPE] = errorType;
   if (ctx.route) attributes[ATTR_HTTP_ROUTE] = ctx.route.name;
