@@ -30,7 +30,7 @@ export class SluiceMetrics implements RequestObserver {
     labelNames: ['route', 'status'] as const, registers: [this.registry],
   });
   private readonly requestDuration = new Histogram({
-    name: 'sluice_request_duration_seconds', help: 'Time from request head to response head, by route.',
+    name: 'sluice_request_duration_seconds', help: 'Time from the request head arriving to the response written, by route.',
     labelNames: ['route'] as const, buckets: UPSTREAM_BUCKETS, registers: [this.registry],
   });
   private readonly queueWait = new Histogram({
