@@ -7,6 +7,7 @@
 // - requests beyond that wait FIFO and still run after their client has gone, and each
 //   such request is counted in `abandoned` (Sluice's job is to keep that at zero);
 // - /stats, /health and /stats/reset bypass the slots so they answer while saturated.
+import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type RouteEnv, handleApi } from './backend-routes.js';
@@ -171,6 +172,8 @@ export async function startTestBackend(opts: TestBackendOptions): Promise<TestBa
   const book = new StatsBook();
   const gate = new SlotGate(opts.slots);
   const closing = new AbortController();
+  // Every sleeping request listens for shutdown on this one signal; thousands may at once.
+  setMaxListeners(0, closing.signal);
   const env: RouteEnv = {
     latencyMs: opts.latencyMs,
     reportLatencyMs: opts.reportLatencyMs,
