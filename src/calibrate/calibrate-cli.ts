@@ -1,13 +1,13 @@
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../config/units.js';
-import { calibrate, concurrencyLadder } from './calibrate.js';
+import { calibrate, concurrencyLadder, DEFAULT_PEAK_FRACTION } from './calibrate.js';
 
 export const CALIBRATE_USAGE = `Usage: sluice calibrate --url URL [--max N] [--expect N] [--step 3s]
 
 Measures how many requests a backend really runs at once: closed-loop GETs of URL at
 rising concurrency (1, 2, 4, ... up to --max, and finer steps around --expect), each for
 --step. Reports the effective concurrency at the peak (throughput x single-request
-latency) and recommends the smallest concurrency that reaches 95% of the peak
+latency) and recommends the smallest concurrency that reaches 92% of the peak
 throughput; put that in backend.servers[].slots.
 Use an endpoint whose work is a fixed sleep or I/O wait (e.g. /api/items/1 of the test
 backend); point it only at a backend you may load.
@@ -42,7 +42,7 @@ export async function runCalibrateCommand(argv: string[]): Promise<void> {
     return;
   }
   const result = await calibrate({
-    url: values.url, concurrencies: concurrencyLadder(max, expected), stepMs, peakFraction: 0.95,
+    url: values.url, concurrencies: concurrencyLadder(max, expected), stepMs, peakFraction: DEFAULT_PEAK_FRACTION,
     log: (line) => process.stdout.write(`${line}\n`),
   });
   const { peak } = result;

@@ -25,6 +25,13 @@ export interface CalibrationResult {
   readonly recommendedSlots: number;
 }
 
+/**
+ * Share of peak throughput that counts as "reached capacity": one slot short of N reaches
+ * (N-1)/N of the peak, so 0.92 separates the two up to about a dozen slots apart, while
+ * leaving room for a few percent of measurement noise.
+ */
+export const DEFAULT_PEAK_FRACTION = 0.92;
+
 export interface CalibrationOptions {
   readonly url: string;
   readonly concurrencies: readonly number[];

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { calibrate, concurrencyLadder } from '../../src/calibrate/calibrate.js';
+import { calibrate, concurrencyLadder, DEFAULT_PEAK_FRACTION } from '../../src/calibrate/calibrate.js';
 import { backend } from '../helpers/harness.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -12,9 +12,9 @@ describe('calibrate', () => {
   });
 
   it('finds the real slot count of a backend', async () => {
-    const be = await backend({ slots: 4, latencyMs: 40 });
+    const be = await backend({ slots: 4, latencyMs: 60 });
     cleanups.push(() => be.close());
-    const result = await calibrate({ url: `${be.url}/api/items/1`, concurrencies: [1, 2, 3, 4, 6, 8], stepMs: 600, peakFraction: 0.95 });
+    const result = await calibrate({ url: `${be.url}/api/items/1`, concurrencies: [1, 2, 3, 4, 6, 8], stepMs: 800, peakFraction: DEFAULT_PEAK_FRACTION });
     expect(result.steps.map((s) => s.concurrency)).toEqual([1, 2, 3, 4, 6, 8]);
     expect(result.recommendedSlots).toBe(4);
     expect(Math.round(result.effectiveConcurrency)).toBe(4);
