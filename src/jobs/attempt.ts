@@ -10,7 +10,7 @@ import { BufferedBody } from '../http/body-buffer.js';
 import { endToEndHeaders, firstHeader, upstreamRequestHeaders, type HeaderMap } from '../http/headers.js';
 import type { SlotLease } from '../slots/slot-queue.js';
 import type { JobAttemptTrace } from '../telemetry/job-tracing.js';
-import { BackendPools } from '../upstream/backend-pools.js';
+import type { BackendPools } from '../upstream/backend-pools.js';
 import { callBackend, upstreamError } from '../upstream/forward.js';
 import type { AttemptEnd, StoredRequest, StoredResult } from './types.js';
 
@@ -45,7 +45,7 @@ export async function runAttempt(env: AttemptEnv, plan: AttemptPlan): Promise<At
   const timeout = new AbortController();
   const timer = setTimeout(() => timeout.abort(new SluiceError('total_timeout', `job.timeout is ${job.timeout}ms`)), job.timeout);
   const signal = AbortSignal.any([plan.signal, timeout.signal]);
-  const path = BackendPools.basePath(lease.server.url) + request.target;
+  const path = env.pools.basePath(lease.server.url) + request.target;
   const headers = backendHeaders(plan, env.via);
   plan.trace.beforeUpstream(lease.server.url, path, headers);
   const started = performance.now();

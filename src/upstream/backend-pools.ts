@@ -6,10 +6,13 @@ import type { SluiceConfig } from '../config/schema.js';
 
 export class BackendPools {
   private readonly pools = new Map<string, Pool>();
+  /** Path prefix per server URL, parsed once here rather than on every request. */
+  private readonly prefixes = new Map<string, string>();
 
   constructor(backend: SluiceConfig['backend'], keepAliveTimeoutMs = 4_000) {
     for (const server of backend.servers) {
       const origin = new URL(server.url).origin;
+      this.prefixes.set(server.url, pathPrefixOf(server.url));
       this.pools.set(server.url, new Pool(origin, {
         connections: server.slots,
         pipelining: 1,
@@ -35,12 +38,16 @@ export class BackendPools {
   }
 
   /** Path prefix of a server URL such as http://app:8000/base, prepended to every request path. */
-  static basePath(url: string): string {
-    const path = new URL(url).pathname;
-    return path === '/' ? '' : path.replace(/\/$/, '');
+  basePath(url: string): string {
+    return this.prefixes.get(url) ?? pathPrefixOf(url);
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((pool) => pool.close().catch(() => pool.destroy())));
   }
+}
+
+function pathPrefixOf(url: string): string {
+  const path = new URL(url).pathname;
+  return path === '/' ? '' : path.replace(/\/$/, '');
 }

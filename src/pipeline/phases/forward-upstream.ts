@@ -2,7 +2,6 @@
 // the response body is in Sluice's hands; with stream_response it is released only when the
 // client has the whole body (the finalizer), which is why streaming is opt-in per route.
 import { upstreamRequestHeaders } from '../../http/headers.js';
-import { BackendPools } from '../../upstream/backend-pools.js';
 import { callBackend } from '../../upstream/forward.js';
 import type { RequestContext } from '../context.js';
 import type { PipelineDeps } from '../deps.js';
@@ -25,7 +24,7 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
   try {
     ctx.response = await callBackend(deps.pools.forServer(lease.server.url), {
       method: ctx.method,
-      path: BackendPools.basePath(lease.server.url) + ctx.pathname + ctx.search,
+      path: deps.pools.basePath(lease.server.url) + ctx.pathname + ctx.search,
       headers,
       body: ctx.body,
       signal: ctx.workSignal,

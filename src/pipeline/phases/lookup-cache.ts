@@ -14,7 +14,6 @@ import { PRIORITY_CLASSES } from '../../config/schema.js';
 import { SluiceError } from '../../errors.js';
 import { BufferedBody } from '../../http/body-buffer.js';
 import { upstreamRequestHeaders, type HeaderMap } from '../../http/headers.js';
-import { BackendPools } from '../../upstream/backend-pools.js';
 import { callBackend } from '../../upstream/forward.js';
 import type { CacheStatus, ProxyResponse, RequestContext } from '../context.js';
 import type { PipelineDeps, RequestObserver } from '../deps.js';
@@ -166,7 +165,7 @@ async function refresh(ctx: RequestContext, deps: PipelineDeps, cache: ResponseC
   let response: ProxyResponse;
   try {
     response = await callBackend(deps.pools.forServer(lease.server.url), {
-      method: 'GET', path: BackendPools.basePath(lease.server.url) + path, headers, body: undefined,
+      method: 'GET', path: deps.pools.basePath(lease.server.url) + path, headers, body: undefined,
       signal: AbortSignal.timeout(route.totalTimeoutMs),
       headersTimeoutMs: route.timeouts.responseMs, bodyTimeoutMs: route.timeouts.bodyMs, stream: false,
       buffer: { memoryLimit: limits.memory_buffer, maxBytes: limits.max_response, tempDir: limits.temp_dir },
