@@ -40,8 +40,8 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed });
   // Declared up front: a reservation must hold before its route's first request arrives.
   for (const route of config.routes) queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots });
-  const pools = new BackendPools(raw.backend);
   const telemetry = new Telemetry(raw, queue);
+  const pools = new BackendPools(raw.backend, (message, details) => telemetry.logger.warn(details, message));
   const jobs = new JobService({
     config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs,
     warn: (message, err) => telemetry.logger.warn({ err }, message),
@@ -67,7 +67,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   admin.statusSection('slots', () => ({
     total: queue.totalSlots,
     busy: queue.busySlots,
-    servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots, pool: pools.poolStats(s.url) })),
+    servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots, connections: pools.connectionStats(s.url) })),
     groups: queue.groupStats(),
   }));
   admin.statusSection('queue', () => ({

@@ -31,6 +31,10 @@ STALL_MS = int(os.environ.get("STALL_MS", "5000"))
 
 CONTROL_PATHS = {"/stats", "/health", "/stats/reset"}
 KEYS_KEPT = 1000
+# by_path keeps the most recently first-seen paths only: the whole state is rewritten on
+# every request, so an unbounded map (a load of unique paths) would make the counters,
+# not the app, the bottleneck.
+PATHS_KEPT = 200
 # Same bytes as src/testing/backend-http.ts, so ?bytes=N is identical in both backends.
 FILLER_LINE = b"sluice test backend filler 0123456789 abcdefghijklmnopqrstuvwxy\n"
 FIXED_LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
@@ -84,7 +88,10 @@ class SharedStats:
             s["inflight_now"] += 1
             s["inflight_max"] = max(s["inflight_max"], s["inflight_now"])
             s["total"] += 1
-            s["by_path"][path] = s["by_path"].get(path, 0) + 1
+            by_path = s["by_path"]
+            by_path[path] = by_path.get(path, 0) + 1
+            while len(by_path) > PATHS_KEPT:
+                del by_path[next(iter(by_path))]
             s["last_traceparent"] = traceparent
             s["abandoned"] += 1 if abandoned else 0
             if idempotency_key is not None:

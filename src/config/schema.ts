@@ -32,6 +32,9 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as 
 
 const timeoutsSchema = z.strictObject({
   connect: duration('5s'),
+  /** Close a kept-alive backend connection idle this long: below the backend's own
+   *  keep-alive timeout (Gunicorn's default is 2s), so Sluice never reuses one it is closing. */
+  idle: duration('1s'),
   response: duration('30s'),
   body: duration('30s'),
 });
@@ -111,6 +114,9 @@ export const configSchema = z.strictObject({
     servers: z.array(z.strictObject({
       url: z.url({ protocol: /^https?$/, error: 'backend server url must be http:// or https://' }),
       slots: z.number().int().min(1).max(10_000),
+      /** Close connections whose requests waited inside the backend (Gunicorn gthread binds
+       *  connections to workers); false keeps every connection until it goes idle. */
+      recycle_queued: z.boolean().default(true),
     })).min(1, 'backend.servers needs at least one server'),
     timeouts: timeoutsSchema.prefault({}),
   }),

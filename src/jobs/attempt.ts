@@ -53,6 +53,7 @@ export async function runAttempt(env: AttemptEnv, plan: AttemptPlan): Promise<At
     // Streamed, and collected here: the result goes into the store as bytes anyway, and a
     // result over max_result must end as a job error, with the backend connection closed.
     const response = await callBackend(env.pools.forServer(lease.server.url), {
+      serviceKey: `job:${plan.route.name}`,
       method: request.method,
       path,
       headers,

@@ -1,40 +1,39 @@
-// One undici Pool per backend server, with exactly as many connections as the server has
-// slots. The slot queue admits at most that many requests per server, so the pool never
-// has to queue: the admission queue stays the only queue in the system.
-import { Pool } from 'undici';
+// The connections to every backend server: one ConnectionBalancer each. The slot queue
+// admits at most `slots` requests per server and the balancer has a connection for each
+// of them, so nothing queues here: the admission queue stays the only queue in Sluice.
 import type { SluiceConfig } from '../config/schema.js';
+import { type BalancerStats, ConnectionBalancer } from './connection-balancer.js';
+
+export type BackendWarn = (message: string, details: Record<string, unknown>) => void;
 
 export class BackendPools {
-  private readonly pools = new Map<string, Pool>();
+  private readonly balancers = new Map<string, ConnectionBalancer>();
   /** Path prefix per server URL, parsed once here rather than on every request. */
   private readonly prefixes = new Map<string, string>();
 
-  constructor(backend: SluiceConfig['backend'], keepAliveTimeoutMs = 4_000) {
+  constructor(backend: SluiceConfig['backend'], warn?: BackendWarn) {
     for (const server of backend.servers) {
-      const origin = new URL(server.url).origin;
       this.prefixes.set(server.url, pathPrefixOf(server.url));
-      this.pools.set(server.url, new Pool(origin, {
-        connections: server.slots,
-        pipelining: 1,
-        connect: { timeout: backend.timeouts.connect },
-        keepAliveTimeout: keepAliveTimeoutMs,
-        // Timeouts are set per request from the route; these are only ceilings.
-        headersTimeout: 0,
-        bodyTimeout: 0,
+      this.balancers.set(server.url, new ConnectionBalancer({
+        url: server.url,
+        slots: server.slots,
+        connectTimeoutMs: backend.timeouts.connect,
+        idleTimeoutMs: backend.timeouts.idle,
+        recycleQueued: server.recycle_queued,
+        warn,
       }));
     }
   }
 
-  forServer(url: string): Pool {
-    const pool = this.pools.get(url);
-    if (!pool) throw new Error(`no pool for backend server ${url}`);
-    return pool;
+  forServer(url: string): ConnectionBalancer {
+    const balancer = this.balancers.get(url);
+    if (!balancer) throw new Error(`no connections for backend server ${url}`);
+    return balancer;
   }
 
-  /** undici's own view of a server's pool; `queued` staying 0 shows Sluice's queue is the only one. */
-  poolStats(url: string): { connected: number; running: number; queued: number } {
-    const stats = this.forServer(url).stats;
-    return { connected: stats.connected, running: stats.running, queued: stats.queued };
+  /** Connections, recycling and the effective concurrency of one server, for /status. */
+  connectionStats(url: string): BalancerStats {
+    return this.forServer(url).stats();
   }
 
   /** Path prefix of a server URL such as http://app:8000/base, prepended to every request path. */
@@ -43,7 +42,7 @@ export class BackendPools {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((pool) => pool.close().catch(() => pool.destroy())));
+    await Promise.all([...this.balancers.values()].map((balancer) => balancer.close()));
   }
 }
 

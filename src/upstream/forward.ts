@@ -1,13 +1,15 @@
 // One backend call: sends a fully buffered request and (unless streaming) reads the whole
 // response before returning, so the caller can release the slot the moment the backend is
 // done. Never retries: a retry of a non-idempotent request could run the work twice.
-import type { Pool } from 'undici';
 import { SluiceError, type ErrorCode } from '../errors.js';
 import { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
 import type { ProxyResponse } from '../pipeline/context.js';
+import type { ConnectionBalancer } from './connection-balancer.js';
 
 export interface UpstreamCall {
+  /** Requests with the same key should take about as long (the route's name). */
+  readonly serviceKey: string;
   readonly method: string;
   /** Path and query as sent to the backend. */
   readonly path: string;
@@ -22,13 +24,13 @@ export interface UpstreamCall {
   readonly buffer: { readonly memoryLimit: number; readonly maxBytes: number; readonly tempDir: string | undefined };
 }
 
-export async function callBackend(pool: Pool, call: UpstreamCall): Promise<ProxyResponse> {
+export async function callBackend(server: ConnectionBalancer, call: UpstreamCall): Promise<ProxyResponse> {
   const headers: HeaderMap = { ...call.headers };
   const hasBody = call.body !== undefined && (call.body.size > 0 || !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(call.method));
   if (hasBody) headers['content-length'] = String(call.body!.size);
   let response;
   try {
-    response = await pool.request({
+    response = await server.request({
       method: call.method as 'GET',
       path: call.path,
       headers,
@@ -36,7 +38,7 @@ export async function callBackend(pool: Pool, call: UpstreamCall): Promise<Proxy
       signal: call.signal,
       headersTimeout: call.headersTimeoutMs,
       bodyTimeout: call.bodyTimeoutMs,
-    });
+    }, call.serviceKey);
   } catch (err) {
     throw upstreamError(err, call.signal);
   }

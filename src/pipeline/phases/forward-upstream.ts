@@ -23,6 +23,7 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
   const started = performance.now();
   try {
     ctx.response = await callBackend(deps.pools.forServer(lease.server.url), {
+      serviceKey: route.name,
       method: ctx.method,
       path: deps.pools.basePath(lease.server.url) + ctx.pathname + ctx.search,
       headers,

@@ -165,6 +165,7 @@ async function refresh(ctx: RequestContext, deps: PipelineDeps, cache: ResponseC
   let response: ProxyResponse;
   try {
     response = await callBackend(deps.pools.forServer(lease.server.url), {
+      serviceKey: route.name,
       method: 'GET', path: deps.pools.basePath(lease.server.url) + path, headers, body: undefined,
       signal: AbortSignal.timeout(route.totalTimeoutMs),
       headersTimeoutMs: route.timeouts.responseMs, bodyTimeoutMs: route.timeouts.bodyMs, stream: false,
