@@ -6,13 +6,21 @@ import { type TestBackendOptions, startTestBackend } from './backend.js';
 export const BACKEND_USAGE = `Usage: sluice backend [options]
 
 A test backend that behaves like a Flask app under Gunicorn sync/gthread workers:
-at most --slots requests run at once, the rest wait FIFO in a backlog and still run
-after their client has gone (counted as "abandoned" in /stats).
+at most --slots requests run at once, the rest wait FIFO and still run after their
+client has gone (counted as "abandoned" in /stats).
 
 Options:
   --host HOST              address to bind (default 127.0.0.1)
   --port PORT              port, 0 picks a free one (default 8000)
-  --slots N                requests running at once, workers x threads (default 50)
+  --model KIND             semaphore (default): one global FIFO of --slots requests;
+                           gthread: Gunicorn's gthread worker, each connection bound
+                           to one worker at accept, --threads requests per worker
+  --slots N                requests running at once, semaphore model (default 50)
+  --workers N              gthread: worker processes (default 10)
+  --threads N              gthread: threads per worker (default 5)
+  --worker-connections N   gthread: connections one worker accepts (default 1000)
+  --keepalive DURATION     idle keep-alive connections close after this (default 2s
+                           for gthread, as Gunicorn; 5s for semaphore, Node's default)
   --latency DURATION       compute time of /api requests: 100ms, 2s or ms (default 100ms)
   --report-latency DUR     compute time of POST /api/reports (default 2s)
   --error-rate R           fraction 0..1 of /api requests answering 500 (default 0)
@@ -76,6 +84,11 @@ export function parseBackendArgs(argv: string[]): ParsedBackendArgs {
         host: { type: 'string' },
         port: { type: 'string' },
         slots: { type: 'string' },
+        model: { type: 'string' },
+        workers: { type: 'string' },
+        threads: { type: 'string' },
+        'worker-connections': { type: 'string' },
+        keepalive: { type: 'string' },
         latency: { type: 'string' },
         'report-latency': { type: 'string' },
         'error-rate': { type: 'string' },
@@ -85,12 +98,21 @@ export function parseBackendArgs(argv: string[]): ParsedBackendArgs {
       },
     });
     if (values.help) return { kind: 'help' };
+    const model = values.model ?? 'semaphore';
+    if (model !== 'semaphore' && model !== 'gthread') throw new Error(`--model must be semaphore or gthread, got "${model}"`);
+    const workers = parseIntIn(values.workers ?? '10', 'workers', 1, 10_000);
+    const threads = parseIntIn(values.threads ?? '5', 'threads', 1, 10_000);
     return {
       kind: 'run',
       options: {
         host: values.host ?? '127.0.0.1',
         port: parseIntIn(values.port ?? '8000', 'port', 0, 65535),
-        slots: parseIntIn(values.slots ?? '50', 'slots', 1, 100_000),
+        slots: model === 'gthread' ? workers * threads : parseIntIn(values.slots ?? '50', 'slots', 1, 100_000),
+        model,
+        workers,
+        threads,
+        workerConnections: parseIntIn(values['worker-connections'] ?? '1000', 'worker-connections', 1, 1_000_000),
+        keepaliveMs: parseDuration(values.keepalive ?? (model === 'gthread' ? '2s' : '5s'), 'keepalive'),
         latencyMs: parseDuration(values.latency ?? '100ms', 'latency'),
         reportLatencyMs: parseDuration(values['report-latency'] ?? '2s', 'report-latency'),
         errorRate: parseRate(values['error-rate'] ?? '0', 'error-rate'),
@@ -138,7 +160,8 @@ export async function runBackendCommand(argv: string[], io?: Partial<BackendComm
     return;
   }
   const shownHost = o.host.includes(':') ? `[${o.host}]` : o.host;
-  stdout.write(`sluice test backend listening on http://${shownHost}:${backend.port} (slots=${o.slots}, latency=${o.latencyMs}ms)\n`);
+  const shape = o.model === 'gthread' ? `gthread ${o.workers}x${o.threads}` : `slots=${o.slots}`;
+  stdout.write(`sluice test backend listening on http://${shownHost}:${backend.port} (${shape}, latency=${o.latencyMs}ms)\n`);
 
   await new Promise<void>((resolve) => {
     const stop = (): void => {

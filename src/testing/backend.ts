@@ -1,6 +1,8 @@
 // The test backend: a node:http server that behaves like a Flask app under Gunicorn
 // sync/gthread workers, so Sluice can be tested and benchmarked against the thing it
-// protects. The properties that matter, and that this file guarantees:
+// protects. Two models of where requests wait: `semaphore` (one global FIFO of `slots`)
+// and `gthread` (workers x threads, connections bound to a worker at accept time: see
+// gthread-model.ts). The properties that matter, and that this file guarantees:
 // - at most `slots` requests run at once; a slot is taken when the request headers
 //   arrive and held until the response is fully written, so slow uploaders (the body is
 //   read inside the slot) and slow downloaders occupy it exactly as they would a thread;
@@ -12,12 +14,22 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type RouteEnv, handleApi } from './backend-routes.js';
 import { headerValue, responseDone, send, sendJson } from './backend-http.js';
+import { GthreadModel, type WorkerStats } from './gthread-model.js';
 
 export interface TestBackendOptions {
   host?: string;
   /** Defaults to 0 (any free port); the CLI defaults to 8000. */
   port?: number;
+  /** Requests running at once in the semaphore model; workers x threads in gthread. */
   slots: number;
+  /** `semaphore` (default): one global FIFO. `gthread`: Gunicorn's worker/connection binding. */
+  model?: 'semaphore' | 'gthread';
+  /** gthread only: worker processes, threads per worker, connections a worker accepts. */
+  workers?: number;
+  threads?: number;
+  workerConnections?: number;
+  /** Idle keep-alive connections are closed after this long (Gunicorn's default: 2 s). */
+  keepaliveMs?: number;
   latencyMs: number;
   reportLatencyMs: number;
   errorRate?: number;
@@ -36,6 +48,12 @@ export interface TestBackendStats {
   /** Requests whose headers arrived and that wait for a slot (Gunicorn's backlog). */
   backlog_now: number;
   backlog_max: number;
+  /** gthread only: per worker connections, running and queued requests. */
+  workers?: WorkerStats[];
+  /** gthread only: the longest queue seen inside one worker. */
+  worker_queue_max?: number;
+  /** gthread only: connections no worker has accepted (all at worker_connections). */
+  unaccepted?: number;
 }
 
 export interface TestBackend {
@@ -52,6 +70,9 @@ const CONTROL_PATHS = new Set(['/stats', '/health', '/stats/reset']);
 
 function checkOptions(o: TestBackendOptions): void {
   if (!Number.isInteger(o.slots) || o.slots < 1) throw new RangeError('slots must be an integer >= 1');
+  for (const [name, v] of [['workers', o.workers ?? 1], ['threads', o.threads ?? 1], ['workerConnections', o.workerConnections ?? 1]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be an integer >= 1`);
+  }
   for (const [name, v] of [['latencyMs', o.latencyMs], ['reportLatencyMs', o.reportLatencyMs], ['stallMs', o.stallMs ?? 0]] as const) {
     if (!Number.isFinite(v) || v < 0) throw new RangeError(`${name} must be a number >= 0`);
   }
@@ -76,6 +97,11 @@ class StatsBook {
   enterBacklog(): void {
     this.backlogNow += 1;
     this.backlogMax = Math.max(this.backlogMax, this.backlogNow);
+  }
+
+  /** A request whose connection closed before it was ever accepted: it never runs. */
+  leaveBacklog(): void {
+    this.backlogNow -= 1;
   }
 
   /** A request got a slot: it is now counted. */
@@ -170,7 +196,10 @@ function watchClient(req: http.IncomingMessage, res: http.ServerResponse): () =>
 export async function startTestBackend(opts: TestBackendOptions): Promise<TestBackend> {
   checkOptions(opts);
   const book = new StatsBook();
-  const gate = new SlotGate(opts.slots);
+  const gthread = opts.model === 'gthread'
+    ? new GthreadModel({ workers: opts.workers ?? 10, threads: opts.threads ?? 5, workerConnections: opts.workerConnections ?? 1000, random: Math.random })
+    : undefined;
+  const gate = new SlotGate(gthread ? Number.POSITIVE_INFINITY : opts.slots);
   const closing = new AbortController();
   // Every sleeping request listens for shutdown on this one signal; thousands may at once.
   setMaxListeners(0, closing.signal);
@@ -190,9 +219,10 @@ export async function startTestBackend(opts: TestBackendOptions): Promise<TestBa
     if (pathname === '/health' && (m === 'GET' || m === 'HEAD')) {
       send(res, 200, { 'content-type': 'text/plain; charset=utf-8' }, 'ok');
     } else if (pathname === '/stats' && (m === 'GET' || m === 'HEAD')) {
-      sendJson(res, 200, book.snapshot(), { 'cache-control': 'no-store' });
+      sendJson(res, 200, { ...book.snapshot(), ...gthread?.stats() }, { 'cache-control': 'no-store' });
     } else if (pathname === '/stats/reset' && m === 'POST') {
       book.reset();
+      gthread?.resetMaxima();
       send(res, 204, {});
     } else {
       sendJson(res, 405, { error: 'method_not_allowed', path: pathname });
@@ -200,7 +230,7 @@ export async function startTestBackend(opts: TestBackendOptions): Promise<TestBa
     req.resume(); // discard any body so keep-alive connections stay usable
   }
 
-  async function runInSlot(req: http.IncomingMessage, res: http.ServerResponse, url: URL, clientGone: () => boolean): Promise<void> {
+  async function runInSlot(req: http.IncomingMessage, res: http.ServerResponse, url: URL, clientGone: () => boolean, release: () => void): Promise<void> {
     book.start(req, url.pathname);
     const goneBeforeStart = clientGone();
     if (goneBeforeStart) book.countAbandoned();
@@ -213,8 +243,20 @@ export async function startTestBackend(opts: TestBackendOptions): Promise<TestBa
       await responseDone(res);
       if (!goneBeforeStart && !res.writableFinished) book.countAbandoned();
       book.finish();
-      gate.release();
+      release();
     }
+  }
+
+  /** The gthread path: wait for a thread of the worker that owns this connection. */
+  async function runOnWorker(model: GthreadModel, req: http.IncomingMessage, res: http.ServerResponse, url: URL, clientGone: () => boolean): Promise<void> {
+    const ticket = await model.acquire(req.socket);
+    if (ticket === null) {
+      book.leaveBacklog();
+      return;
+    }
+    // Gunicorn closes rather than keeps alive once its worker holds enough idle connections.
+    if (!model.keepsAlive(ticket)) res.shouldKeepAlive = false;
+    await runInSlot(req, res, url, clientGone, () => model.release(ticket));
   }
 
   function onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -228,12 +270,16 @@ export async function startTestBackend(opts: TestBackendOptions): Promise<TestBa
 
     const clientGone = watchClient(req, res);
     book.enterBacklog();
-    void gate.acquire().then(() => runInSlot(req, res, url, clientGone));
+    if (gthread) void runOnWorker(gthread, req, res, url, clientGone);
+    else void gate.acquire().then(() => runInSlot(req, res, url, clientGone, () => gate.release()));
   }
 
   const server = http.createServer({ requestTimeout: 0 }, onRequest);
   // Requests may legitimately wait minutes in the backlog; Node must not 408 them.
   server.headersTimeout = 60_000;
+  if (opts.keepaliveMs !== undefined) server.keepAliveTimeout = opts.keepaliveMs;
+  else if (gthread) server.keepAliveTimeout = 2_000;
+  if (gthread) server.on('connection', (socket) => gthread.accept(socket));
 
   const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
@@ -256,6 +302,7 @@ export async function startTestBackend(opts: TestBackendOptions): Promise<TestBa
       closed ??= new Promise<void>((resolve) => {
         closing.abort();
         gate.dropWaiters();
+        gthread?.dropWaiters();
         server.close(() => resolve());
         server.closeAllConnections();
       });
