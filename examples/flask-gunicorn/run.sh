@@ -1,6 +1,7 @@
 #!/bin/sh
 # Starts the Flask test backend under Gunicorn (10 workers x 5 threads) in the foreground.
 # Uses Debian's python3 and packages, installing them with apt-get when missing.
+# Extra arguments go to Gunicorn, e.g. `./run.sh --worker-connections 5`.
 set -eu
 cd "$(dirname "$0")"
 
@@ -13,4 +14,4 @@ if ! [ -x "$PY" ] || ! "$PY" -c 'import flask, gunicorn' 2>/dev/null; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 gunicorn python3-flask
 fi
 
-exec "$PY" -m gunicorn --config gunicorn.conf.py app:app
+exec "$PY" -m gunicorn --config gunicorn.conf.py "$@" app:app

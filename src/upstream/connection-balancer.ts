@@ -163,7 +163,7 @@ export class ConnectionBalancer {
   private judge(lane: Lane, key: string, ms: number, busyAtDispatch: number): void {
     const baseline = this.baseline.observe(key, ms);
     if (baseline === undefined) return;
-    const sample = (busyAtDispatch + 1) * Math.min(1, baseline / Math.max(ms, 0.001));
+    const sample = Math.min(this.opts.slots, busyAtDispatch + 1) * Math.min(1, baseline / Math.max(ms, 0.001));
     this.effective = this.effective === undefined ? sample : this.effective + EWMA_ALPHA * (sample - this.effective);
     const queued = ms > baseline * QUEUED_FACTOR + QUEUED_MARGIN_MS;
     this.countForWarning(queued, busyAtDispatch);
