@@ -9,6 +9,8 @@ import { startGunicorn } from '../helpers/gunicorn.js';
 
 /** Six seconds at 250/s of 250 ms reads: 1.25x what 50 slots can serve. */
 const BURST = 1500;
+/** On a fresh machine the first start installs gunicorn and python3-flask with apt-get. */
+const INSTALL_TIMEOUT_MS = 240_000;
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
 
@@ -72,7 +74,7 @@ describe('Sluice uses every slot of a gthread backend', () => {
     // The ones that waited inside Gunicorn were noticed and their connections replaced.
     expect(connections.recycled_total).toBeGreaterThan(0);
     expect(connections.busy).toBe(0);
-  });
+  }, INSTALL_TIMEOUT_MS);
 
   it('the gthread model: at least 45 of 50 threads busy at once, never more than 50', async () => {
     const be = await gthreadModel();
@@ -118,5 +120,5 @@ describe('the gthread model behaves like real Gunicorn', () => {
     expect(real).toBeLessThan(48);
     expect(model).toBeLessThan(48);
     expect(Math.abs(real - model)).toBeLessThanOrEqual(20);
-  });
+  }, INSTALL_TIMEOUT_MS);
 });
