@@ -26,7 +26,7 @@ function row(scenario: string, run: RunResult, w: WorkloadResult): string {
 export function renderReadmeTable(r: BenchResults): string {
   const lines = [
     `Run of ${r.startedAt.slice(0, 10)} (${r.mode} mode), ${r.machine.cpuModel}, ${r.machine.cores} cores, Node ${r.machine.node}; ` +
-      `backend: ${r.backend.kind === 'test' ? 'the test backend' : 'Gunicorn'}, ${r.backend.slots} slots, ${r.backend.latency}. ` +
+      `backend: ${r.backend.kind === 'test' ? 'the test backend' : r.backend.kind === 'gthread' ? 'the gthread model' : 'Gunicorn'}, ${r.backend.slots} slots, ${r.backend.latency}. ` +
       'Latency in ms from the scheduled send time, over successful responses; the generator, Sluice and the backend share the machine. ' +
       'Full report: [bench/results/latest.md](bench/results/latest.md).',
     '',

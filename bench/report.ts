@@ -112,7 +112,7 @@ function preamble(r: BenchResults): string {
     `Run ${r.startedAt} → ${r.finishedAt}, mode **${r.mode}**${r.mode === 'full' ? ' (each scenario alternates its systems twice)' : ' (short runs, lower rates, once each)'}.`,
     '',
     `- Machine: ${m.cpuModel}, ${m.cores} cores, ${fmt(m.memTotalMiB / 1024, 1)} GiB; Node ${m.node} on ${m.platform} ${m.kernel}; open files limit ${fmt(m.openFilesLimit)}.`,
-    `- Backend: ${r.backend.kind === 'test' ? 'the Sluice test backend' : 'Flask under Gunicorn'} at ${r.backend.url}, ${r.backend.slots} slots, ${r.backend.latency}.`,
+    `- Backend: ${r.backend.kind === 'test' ? 'the Sluice test backend' : r.backend.kind === 'gthread' ? 'the test backend\'s Gunicorn gthread model (10 x 5)' : 'Flask under Gunicorn'} at ${r.backend.url}, ${r.backend.slots} slots, ${r.backend.latency}.`,
     `- Generator self-check at ${fmt(sc.rate)} req/s against an in-process server that answers at once: p99 ${ms(sc.latencyP99Ms)} ms, dispatch lag p99 ${ms(sc.sendLagP99Ms)} ms — ${sc.passed ? 'passed' : 'FAILED'}.`,
     '- Generator, Sluice and backend share this machine; their CPU use competes. Latency is measured from each',
     '  request\'s scheduled send time (open loop, no coordinated omission) and the percentiles are over ok (2xx)',

@@ -27,7 +27,7 @@ export interface BenchResults {
   startedAt: string;
   finishedAt: string;
   mode: Mode;
-  backend: { kind: 'test' | 'gunicorn'; url: string; slots: number; latency: string };
+  backend: { kind: 'test' | 'gthread' | 'gunicorn'; url: string; slots: number; latency: string };
   machine: MachineInfo;
   selfCheck: SelfCheckResult;
   /** The Sluice config every Sluice run used (YAML). */

@@ -17,9 +17,11 @@ import { benchConfigYaml } from './sluice-config.js';
 import type { BenchResults, MachineInfo, ScenarioResult } from './results-types.js';
 import { SCENARIOS, findScenario, peakOpenRate, type Mode, type Scenario, type SystemName } from './scenarios.js';
 
-const USAGE = `Usage: sluice bench [S1 S2 ... S6] [--quick] [--backend test|gunicorn] [options]
+const USAGE = `Usage: sluice bench [S1 S2 S2b ... S6] [--quick] [--backend test|gthread|gunicorn] [options]
   --quick              short runs at lower rates, each system once (under two minutes)
-  --backend KIND       test (default: starts the test backend, 50 slots, 100 ms) or
+  --backend KIND       test (default: starts the test backend, 50 slots, 100 ms),
+                       gthread (the test backend's Gunicorn gthread model, 10 x 5, with
+                       examples/flask-gunicorn's 5 s keep-alive) or
                        gunicorn (uses an app already running, see examples/flask-gunicorn/run.sh)
   --backend-url URL    backend for --backend gunicorn (default http://127.0.0.1:8000)
   --slots N            backend slots (default 50)
@@ -32,7 +34,7 @@ export class BenchRefusedError extends Error {}
 interface BenchArgs {
   scenarios: Scenario[];
   mode: Mode;
-  backendKind: 'test' | 'gunicorn';
+  backendKind: 'test' | 'gthread' | 'gunicorn';
   backendUrl: string;
   slots: number;
   systems: SystemName[] | null;
@@ -70,14 +72,14 @@ function parseBenchArgs(argv: string[]): BenchArgs {
     process.exit(0);
   }
   const scenarios = positionals.length ? positionals.map((id) => findScenario(id) ?? usage(`unknown scenario "${id}"`)) : [...SCENARIOS];
-  if (values.backend !== 'test' && values.backend !== 'gunicorn') usage('--backend must be test or gunicorn');
+  if (values.backend !== 'test' && values.backend !== 'gthread' && values.backend !== 'gunicorn') usage('--backend must be test, gthread or gunicorn');
   const slots = Number(values.slots);
   if (!Number.isInteger(slots) || slots < 1) usage('--slots must be a positive integer');
   const systems = values.systems ? (values.systems.split(',') as SystemName[]) : null;
   return {
     scenarios,
     mode: values.quick ? 'quick' : 'full',
-    backendKind: values.backend,
+    backendKind: values.backend as BenchArgs['backendKind'],
     backendUrl: values['backend-url'],
     slots,
     systems,
@@ -145,7 +147,10 @@ async function startBackend(args: BenchArgs, procs: ProcessGroup, cliPath: strin
   }
   const child = await procs.spawnServer({
     name: 'test backend',
-    args: [cliPath, 'backend', '--port', '0', '--slots', String(args.slots), '--latency', '100ms', '--report-latency', '2s'],
+    args: [cliPath, 'backend', '--port', '0', '--latency', '100ms', '--report-latency', '2s',
+      ...(args.backendKind === 'gthread'
+        ? ['--model', 'gthread', '--workers', String(args.slots / 5), '--threads', '5', '--keepalive', '5s']
+        : ['--slots', String(args.slots)])],
     ready: /listening on (http:\/\/[^\s]+)/,
   });
   return { url: child.url, pid: child.pid };
@@ -212,7 +217,7 @@ export async function runBenchCommand(argv: string[]): Promise<void> {
     const sluiceConfig = benchConfigYaml(backendUrl, args.slots);
     const results: BenchResults = {
       version: 1, startedAt, finishedAt: new Date().toISOString(), mode: args.mode,
-      backend: { kind: args.backendKind, url: backendUrl, slots: args.slots, latency: args.backendKind === 'test' ? '100 ms per request, 2 s per report' : 'as configured' },
+      backend: { kind: args.backendKind, url: backendUrl, slots: args.slots, latency: args.backendKind === 'gunicorn' ? 'as configured' : '100 ms per request, 2 s per report' },
       machine, selfCheck: check, sluiceConfig, scenarios, notes,
     };
     const report = writeResults(args.outDir ?? join(root, 'bench/results'), results);

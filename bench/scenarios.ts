@@ -7,7 +7,7 @@ import type { ClosedLoopSpec, IdleConnSpec, OpenLoopSpec, SlowUploadSpec } from 
 
 export type SystemName = 'direct' | 'sluice' | 'node-http';
 export type Mode = 'full' | 'quick';
-export type ScenarioId = 'S1' | 'S2' | 'S3' | 'S4' | 'S5' | 'S6';
+export type ScenarioId = 'S1' | 'S2' | 'S2b' | 'S3' | 'S4' | 'S5' | 'S6';
 
 /** Workloads name their target-independent parts; the executor fills in the target. */
 export type WorkloadDef =
@@ -81,6 +81,27 @@ const S2: Scenario = {
         path: '/api/live/{key}',
         keys: { kind: 'unique' },
         rate: pick(mode, 750, 600),
+        durationS: pick(mode, 12, 3),
+      },
+    },
+  ],
+};
+
+/** Below capacity: every slot must really be used for nobody to be refused. */
+const S2b: Scenario = {
+  id: 'S2b',
+  title: 'unique reads at 80%',
+  load: (m) => `GET /api/live/{unique} at ${pick(m, 400, 300)} req/s (80% of the 500 req/s capacity)`,
+  systems: ['direct', 'sluice'],
+  workloads: (mode) => [
+    {
+      kind: 'open',
+      spec: {
+        name: 'unique reads',
+        method: 'GET',
+        path: '/api/live/{key}',
+        keys: { kind: 'unique' },
+        rate: pick(mode, 400, 300),
         durationS: pick(mode, 12, 3),
       },
     },
@@ -174,7 +195,7 @@ const S6: Scenario = {
   ],
 };
 
-export const SCENARIOS: readonly Scenario[] = [S1, S2, S3, S4, S5, S6];
+export const SCENARIOS: readonly Scenario[] = [S1, S2, S2b, S3, S4, S5, S6];
 
 export function findScenario(id: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.id.toLowerCase() === id.toLowerCase());

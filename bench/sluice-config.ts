@@ -48,8 +48,8 @@ export function benchConfig(o: BenchConfigOptions): Record<string, unknown> {
       { name: 'uploads', match: { path: '/api/upload', methods: ['POST'] }, priority: 'normal', max_body: '1MiB', timeout: '60s' },
     ],
     jobs: { store: 'sqlite', path: join(o.workDir, 'jobs.db') },
-    // Access lines are produced (their cost is part of Sluice's CPU) but not kept.
-    logging: { level: 'warn', destination: '/dev/null', access_log: true },
+    // Sluice's default logging: info, one access line per request, written to a file.
+    logging: { level: 'info', destination: join(o.workDir, 'sluice.log'), access_log: true },
     shutdown: { grace: '2s' },
   };
 }
