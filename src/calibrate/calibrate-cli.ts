@@ -47,5 +47,7 @@ export async function runCalibrateCommand(argv: string[]): Promise<void> {
   });
   const { peak } = result;
   process.stdout.write(`baseline mean ${result.baselineMeanMs.toFixed(1)} ms; peak ${peak.throughputPerSecond.toFixed(1)} req/s at concurrency ${peak.concurrency}\n`);
+  const recycled = result.steps.reduce((sum, s) => sum + s.recycled, 0);
   process.stdout.write(`effective concurrency at peak: ${result.effectiveConcurrency.toFixed(1)}\nrecommended slots: ${result.recommendedSlots}\n`);
+  if (recycled > 0) process.stdout.write(`connections recycled because requests waited inside the backend: ${recycled} (normal for Gunicorn gthread, whose workers accept connections unevenly)\n`);
 }

@@ -3,7 +3,9 @@
 // fewer than 50 requests concurrently; configuring more slots than the backend truly has
 // just moves the queue back into the backend. This sends closed-loop load at rising
 // concurrency and reports where throughput stops growing and latency starts to rise.
-import { Pool } from 'undici';
+// It connects the way Sluice does (a ConnectionBalancer: connections whose requests
+// waited inside the backend are recycled), so the figure is what Sluice itself can get.
+import { ConnectionBalancer } from '../upstream/connection-balancer.js';
 
 export interface CalibrationStep {
   readonly concurrency: number;
@@ -13,6 +15,8 @@ export interface CalibrationStep {
   readonly p50Ms: number;
   readonly p90Ms: number;
   readonly errors: number;
+  /** Connections closed because their request waited inside the backend. */
+  readonly recycled: number;
 }
 
 export interface CalibrationResult {
@@ -51,7 +55,7 @@ export async function calibrate(options: CalibrationOptions): Promise<Calibratio
   for (const concurrency of options.concurrencies) {
     const step = await runStep(target, concurrency, options.stepMs);
     steps.push(step);
-    options.log?.(`concurrency ${String(concurrency).padStart(4)}: ${step.throughputPerSecond.toFixed(1)} req/s, mean ${step.meanMs.toFixed(1)} ms, p50 ${step.p50Ms.toFixed(1)} ms, p90 ${step.p90Ms.toFixed(1)} ms, errors ${step.errors}`);
+    options.log?.(`concurrency ${String(concurrency).padStart(4)}: ${step.throughputPerSecond.toFixed(1)} req/s, mean ${step.meanMs.toFixed(1)} ms, p50 ${step.p50Ms.toFixed(1)} ms, p90 ${step.p90Ms.toFixed(1)} ms, errors ${step.errors}, recycled ${step.recycled}`);
   }
   if (steps.length === 0) throw new Error('calibrate needs at least one concurrency step');
   // The first step also pays for connection set-up; the lower of the first two is the baseline.
@@ -62,7 +66,7 @@ export async function calibrate(options: CalibrationOptions): Promise<Calibratio
 }
 
 async function runStep(target: URL, concurrency: number, stepMs: number): Promise<CalibrationStep> {
-  const pool = new Pool(target.origin, { connections: concurrency, pipelining: 1 });
+  const pool = new ConnectionBalancer({ url: target.origin, slots: concurrency, connectTimeoutMs: 5_000, idleTimeoutMs: 1_000, recycleQueued: true });
   const latencies: number[] = [];
   let errors = 0;
   const started = performance.now();
@@ -71,7 +75,7 @@ async function runStep(target: URL, concurrency: number, stepMs: number): Promis
     while (performance.now() < deadline) {
       const sent = performance.now();
       try {
-        const res = await pool.request({ method: 'GET', path: target.pathname + target.search, headersTimeout: 30_000, bodyTimeout: 30_000 });
+        const res = await pool.request({ method: 'GET', path: target.pathname + target.search, headersTimeout: 30_000, bodyTimeout: 30_000 }, 'calibrate');
         await res.body.dump();
         if (res.statusCode >= 500) errors++;
         else latencies.push(performance.now() - sent);
@@ -82,11 +86,12 @@ async function runStep(target: URL, concurrency: number, stepMs: number): Promis
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = performance.now() - started;
+  const { recycled_total: recycled } = pool.stats();
   await pool.close();
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
   const meanMs = latencies.reduce((sum, v) => sum + v, 0) / Math.max(1, latencies.length);
-  return { concurrency, requests: latencies.length, throughputPerSecond: (latencies.length * 1000) / elapsed, meanMs, p50Ms: at(0.5), p90Ms: at(0.9), errors };
+  return { concurrency, requests: latencies.length, throughputPerSecond: (latencies.length * 1000) / elapsed, meanMs, p50Ms: at(0.5), p90Ms: at(0.9), errors, recycled };
 }
 
 /** 1, 2, 4, ... up to `max`, then every `step` around the expected slot count. */
