@@ -59,6 +59,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   registerDashboard(admin, telemetry.live);
   registerJobsAdmin(admin, jobs);
   registerCacheAdmin(admin, cache, coalescer);
+  telemetry.metrics.watchConnections(() => raw.backend.servers.map((s) => ({ server: s.url, ...pools.connectionStats(s.url) })));
   telemetry.metrics.watchJobs(() => jobs.stats().by_state);
   telemetry.metrics.watchCache(() => {
     const { bytes = 0, entries = 0 } = cache.stats();

@@ -12,6 +12,13 @@ import { responseStatus } from './trace-observer.js';
 
 /** Sizes the cache reports about itself. */
 export interface CacheGauges { readonly bytes: number; readonly entries: number }
+/** Per backend server: what its connections show (see upstream/connection-balancer.ts). */
+export interface ConnectionGauges {
+  readonly server: string;
+  readonly connections: number;
+  readonly recycled_total: number;
+  readonly effective_concurrency: number | null;
+}
 /** Job counts by state (queued, running, succeeded, failed, ...). */
 export type JobGauges = Readonly<Record<string, number>>;
 
@@ -24,6 +31,7 @@ export class SluiceMetrics implements RequestObserver {
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
   private cacheSource: (() => CacheGauges) | undefined;
   private jobSource: (() => JobGauges) | undefined;
+  private connectionSource: (() => ConnectionGauges[]) | undefined;
 
   private readonly requests = new Counter({
     name: 'sluice_requests_total', help: 'Requests answered, by route and HTTP status (499: the client left first).',
@@ -69,6 +77,11 @@ export class SluiceMetrics implements RequestObserver {
   /** Cache size gauges, registered by the composition root when the cache exists. */
   watchCache(source: () => CacheGauges): void {
     this.cacheSource = source;
+  }
+
+  /** Backend connection gauges, registered by the composition root. */
+  watchConnections(source: () => ConnectionGauges[]): void {
+    this.connectionSource = source;
   }
 
   /** Job-state gauges, registered by the composition root when jobs exist. */
@@ -119,6 +132,21 @@ export class SluiceMetrics implements RequestObserver {
       name: 'sluice_backend_slots_busy', help: 'Slots in use on each backend server.',
       labelNames: ['server'] as const, registers: [registry],
       collect() { for (const s of queue.servers) this.set({ server: s.url }, s.busy); },
+    });
+    new Gauge({
+      name: 'sluice_backend_connections', help: 'Open connections to each backend server.',
+      labelNames: ['server'] as const, registers: [registry],
+      collect() { for (const c of metrics.connectionSource?.() ?? []) this.set({ server: c.server }, c.connections); },
+    });
+    new Gauge({
+      name: 'sluice_backend_connections_recycled', help: 'Connections closed because a request on them waited inside the backend (total since start).',
+      labelNames: ['server'] as const, registers: [registry],
+      collect() { for (const c of metrics.connectionSource?.() ?? []) this.set({ server: c.server }, c.recycled_total); },
+    });
+    new Gauge({
+      name: 'sluice_backend_effective_concurrency', help: 'Requests the backend really runs at once, estimated from service times (compare with slots).',
+      labelNames: ['server'] as const, registers: [registry],
+      collect() { for (const c of metrics.connectionSource?.() ?? []) if (c.effective_concurrency !== null) this.set({ server: c.server }, c.effective_concurrency); },
     });
     new Gauge({
       name: 'sluice_queue_depth', help: 'Requests waiting for a slot, by priority class.',

@@ -296,8 +296,8 @@ export async function startTestBackend(opts: TestBackendOptions): Promise<TestBa
   return {
     url: `http://${urlHost}:${port}`,
     port,
-    stats: () => book.snapshot(),
-    resetStats: () => book.reset(),
+    stats: () => ({ ...book.snapshot(), ...gthread?.stats() }),
+    resetStats: () => { book.reset(); gthread?.resetMaxima(); },
     close(): Promise<void> {
       closed ??= new Promise<void>((resolve) => {
         closing.abort();

@@ -46,7 +46,7 @@ describe('config loading', () => {
     const text = 'listen:\n  port: ${PORT}\nbackend:\n  servers:\n    - url: ${URL:-http://127.0.0.1:9}\n      slots: ${SLOTS:-7}\n';
     const config = parseConfigText(text, 'f.yaml', { PORT: '8181' });
     expect(config.listen.port).toBe(8181);
-    expect(config.backend.servers[0]).toEqual({ url: 'http://127.0.0.1:9', slots: 7 });
+    expect(config.backend.servers[0]).toEqual({ url: 'http://127.0.0.1:9', slots: 7, recycle_queued: true });
     const missing = problems('listen:\n  port: ${NOPE}\n' + BACKEND);
     expect(missing[0]).toMatch(/^sluice\.yaml:2:9: environment variable NOPE is not set/);
   });

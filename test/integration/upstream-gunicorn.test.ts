@@ -60,7 +60,8 @@ async function throughSluice(be: BackendUnderTest, tag: string) {
   await be.resetStats();
   const statuses = await burst(gw.url, BURST, 250, 250, tag);
   const status = await json(`${gw.adminUrl}/status`);
-  return { statuses, stats: await be.stats(), connections: status.slots.servers[0].connections };
+  const metrics = (await get(`${gw.adminUrl}/metrics`)).text;
+  return { statuses, stats: await be.stats(), connections: status.slots.servers[0].connections, metrics };
 }
 
 describe('Sluice uses every slot of a gthread backend', () => {
@@ -78,11 +79,17 @@ describe('Sluice uses every slot of a gthread backend', () => {
 
   it('the gthread model: at least 45 of 50 threads busy at once, never more than 50', async () => {
     const be = await gthreadModel();
-    const { statuses, stats, connections } = await throughSluice(be, 'model');
+    const { statuses, stats, connections, metrics } = await throughSluice(be, 'model');
     expect(statuses).toEqual(Array(BURST).fill(200));
     expect(stats.inflight_max).toBeGreaterThanOrEqual(45);
     expect(stats.inflight_max).toBeLessThanOrEqual(50);
     expect(connections.recycled_total).toBeGreaterThan(0);
+    // /status and /metrics say how many requests the backend really ran at once, against 50.
+    expect(connections.effective_concurrency).toBeGreaterThan(30);
+    expect(connections.effective_concurrency).toBeLessThanOrEqual(50);
+    const recycled = new RegExp(`sluice_backend_connections_recycled\\{server="${be.url}"\\} (\\d+)`).exec(metrics);
+    expect(Number(recycled?.[1])).toBe(connections.recycled_total);
+    expect(metrics).toMatch(/sluice_backend_effective_concurrency\{server="[^"]+"\} \d/);
   });
 
   it('a backend without connection binding (the semaphore model): all 50 slots, and connections are not churned', async () => {

@@ -21,8 +21,19 @@ describe('parseBackendArgs', () => {
   it('has the documented defaults', () => {
     expect(parseBackendArgs([])).toEqual({
       kind: 'run',
-      options: { host: '127.0.0.1', port: 8000, slots: 50, latencyMs: 100, reportLatencyMs: 2000, errorRate: 0, stallRate: 0, stallMs: 5000 },
+      options: {
+        host: '127.0.0.1', port: 8000, slots: 50, model: 'semaphore', workers: 10, threads: 5, workerConnections: 1000, keepaliveMs: 5000,
+        latencyMs: 100, reportLatencyMs: 2000, errorRate: 0, stallRate: 0, stallMs: 5000,
+      },
     });
+  });
+
+  it('--model gthread: slots are workers x threads, Gunicorn\'s 2 s keep-alive by default', () => {
+    expect(parseBackendArgs(['--model', 'gthread', '--workers', '4', '--threads', '3', '--worker-connections', '6'])).toMatchObject({
+      kind: 'run', options: { model: 'gthread', slots: 12, workers: 4, threads: 3, workerConnections: 6, keepaliveMs: 2000 },
+    });
+    expect(parseBackendArgs(['--model', 'prefork']).kind).toBe('error');
+    expect(parseBackendArgs(['--model', 'gthread', '--threads', '0']).kind).toBe('error');
   });
 
   it('accepts durations as 100ms, 2s or bare milliseconds', () => {
