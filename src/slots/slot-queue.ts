@@ -113,7 +113,7 @@ export class SlotQueue {
 
   /** Resolves with a lease, or rejects with queue_full / queue_shed / queue_timeout / client_closed. */
   acquire(request: AcquireRequest): Promise<SlotLease> {
-    if (request.signal?.aborted) return Promise.reject(new SluiceError('client_closed'));
+    if (request.signal?.aborted) return Promise.reject(abortError(request.signal));
     if (this.waitingCount === 0 && this.canRun(request.group)) {
       return Promise.resolve(this.grant(request, this.now(), 0));
     }
@@ -141,7 +141,7 @@ export class SlotQueue {
       if (request.signal) {
         waiter.onAbort = () => {
           this.remove(waiter);
-          reject(new SluiceError('client_closed', 'left while queued'));
+          reject(abortError(request.signal!));
         };
         request.signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
@@ -288,4 +288,12 @@ export class SlotQueue {
     if (waiter.timer) clearTimeout(waiter.timer);
     if (waiter.onAbort) waiter.request.signal?.removeEventListener('abort', waiter.onAbort);
   }
+}
+
+/**
+ * Why a waiter's signal fired: the reason it was aborted with when that is a SluiceError
+ * (a route deadline says total_timeout), otherwise the client left.
+ */
+function abortError(signal: AbortSignal): SluiceError {
+  return signal.reason instanceof SluiceError ? signal.reason : new SluiceError('client_closed', 'left while queued');
 }

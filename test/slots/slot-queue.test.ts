@@ -9,6 +9,25 @@ function queue(slots: number[], opts: Partial<{ maxWaiting: number; shed: 'early
 }
 
 describe('SlotQueue', () => {
+  it('rejects an aborted waiter with the abort reason: a route deadline is not a client that left', async () => {
+    const q = queue([1]);
+    const g = q.group('r', {});
+    const held = await q.acquire({ group: g, priorityRank: 2, queueTimeoutMs: 5000, info: info('held') });
+    const deadline = new AbortController();
+    const waiting = q.acquire({ group: g, priorityRank: 2, queueTimeoutMs: 5000, signal: deadline.signal, info: info('waiting') });
+    deadline.abort(new SluiceError('total_timeout', 'route r allows 300ms'));
+    await expect(waiting).rejects.toMatchObject({ code: 'total_timeout' });
+    expect(q.waiting).toBe(0);
+    // Already aborted before asking: the same reason, not client_closed.
+    await expect(q.acquire({ group: g, priorityRank: 2, queueTimeoutMs: 5000, signal: deadline.signal, info: info('late') })).rejects.toMatchObject({ code: 'total_timeout' });
+    // A client that left (a plain abort) is still client_closed.
+    const gone = new AbortController();
+    const leaving = q.acquire({ group: g, priorityRank: 2, queueTimeoutMs: 5000, signal: gone.signal, info: info('leaving') });
+    gone.abort();
+    await expect(leaving).rejects.toMatchObject({ code: 'client_closed' });
+    held.release();
+  });
+
   it('never grants more leases than slots, and grants the rest as slots free up', async () => {
     const q = queue([2]);
     const g = q.group('r', {});
