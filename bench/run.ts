@@ -188,7 +188,8 @@ export async function runBenchCommand(argv: string[]): Promise<void> {
   }
   const cliPath = join(root, 'dist/src/cli.js');
   const staticServerPath = join(root, 'dist/bench/static-server.js');
-  for (const f of [cliPath, staticServerPath]) if (!existsSync(f)) throw new Error(`${f} is missing; run npm run build`);
+  const minimalProxyPath = join(root, 'dist/bench/minimal-proxy.js');
+  for (const f of [cliPath, staticServerPath, minimalProxyPath]) if (!existsSync(f)) throw new Error(`${f} is missing; run npm run build`);
   const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
   const startedAt = new Date().toISOString();
   const machine = machineInfo();
@@ -212,7 +213,7 @@ export async function runBenchCommand(argv: string[]): Promise<void> {
     const backend = await startBackend(args, procs, cliPath);
     const backendUrl = backend.url;
     log(`backend ${backendUrl} (${args.slots} slots), mode ${args.mode}`);
-    const env: ExecEnv = { mode: args.mode, log, procs, cliPath, staticServerPath, backendUrl, backendPid: backend.pid, slots: args.slots };
+    const env: ExecEnv = { mode: args.mode, log, procs, cliPath, staticServerPath, minimalProxyPath, backendUrl, backendPid: backend.pid, slots: args.slots };
     const scenarios = await runAll(args, env);
     const sluiceConfig = benchConfigYaml(backendUrl, args.slots);
     const results: BenchResults = {

@@ -5,7 +5,7 @@ import type { ClosedLoopSpec, IdleConnSpec, OpenLoopSpec, SlowUploadSpec } from 
  * where it goes (straight to the backend, or through Sluice) and what to measure.
  */
 
-export type SystemName = 'direct' | 'sluice' | 'node-http';
+export type SystemName = 'direct' | 'sluice' | 'node-http' | 'node-proxy';
 export type Mode = 'full' | 'quick';
 export type ScenarioId = 'S1' | 'S2' | 'S2b' | 'S3' | 'S4' | 'S5' | 'S6';
 
@@ -71,7 +71,7 @@ const S2: Scenario = {
   id: 'S2',
   title: 'unique overload',
   load: (m) => `GET /api/live/{unique} at ${pick(m, 750, 600)} req/s (capacity 500 req/s)`,
-  systems: ['direct', 'sluice'],
+  systems: ['direct', 'node-proxy', 'sluice'],
   workloads: (mode) => [
     {
       kind: 'open',
@@ -92,7 +92,7 @@ const S2b: Scenario = {
   id: 'S2b',
   title: 'unique reads at 80%',
   load: (m) => `GET /api/live/{unique} at ${pick(m, 400, 300)} req/s (80% of the 500 req/s capacity)`,
-  systems: ['direct', 'sluice'],
+  systems: ['direct', 'node-proxy', 'sluice'],
   workloads: (mode) => [
     {
       kind: 'open',

@@ -23,6 +23,8 @@ export interface TargetEnv {
   procs: ProcessGroup;
   cliPath: string;
   staticServerPath: string;
+  /** dist/bench/minimal-proxy.js: the Node floor for a proxy. */
+  minimalProxyPath: string;
   backendUrl: string;
   /** Set when the bench started the backend itself (its CPU is then accounted). */
   backendPid?: number;
@@ -77,6 +79,16 @@ async function startNodeHttp(env: TargetEnv, path: string): Promise<Target> {
   return { ...fromUrl('node-http', child.url), pid: child.pid, stop: stopAndClean(child.stop, workDir) };
 }
 
+/** node:http + one undici Pool of `slots` connections: the least a Node proxy does. */
+async function startMinimalProxy(env: TargetEnv): Promise<Target> {
+  const child = await env.procs.spawnServer({
+    name: 'node-proxy',
+    args: [env.minimalProxyPath, env.backendUrl, String(env.slots)],
+    ready: /listening on (http:\/\/[^\s]+)/,
+  });
+  return { ...fromUrl('node-proxy', child.url), pid: child.pid, stop: child.stop };
+}
+
 export async function startTarget(system: SystemName, env: TargetEnv, baselinePath: string): Promise<Target> {
   switch (system) {
     case 'direct':
@@ -85,5 +97,7 @@ export async function startTarget(system: SystemName, env: TargetEnv, baselinePa
       return startSluice(env);
     case 'node-http':
       return startNodeHttp(env, baselinePath);
+    case 'node-proxy':
+      return startMinimalProxy(env);
   }
 }
