@@ -7,8 +7,8 @@ import { Pool } from 'undici';
 import { backend, client, get, json, sluice } from '../helpers/harness.js';
 import { startGunicorn } from '../helpers/gunicorn.js';
 
-/** Six seconds at 250/s of 250 ms reads: 1.25x what 50 slots can serve. */
-const BURST = 1500;
+/** Nine seconds at 250/s of 250 ms reads: 1.25x what 50 slots can serve. */
+const BURST = 2250;
 /** On a fresh machine the first start installs gunicorn and python3-flask with apt-get. */
 const INSTALL_TIMEOUT_MS = 240_000;
 const cleanups: Array<() => Promise<void>> = [];
