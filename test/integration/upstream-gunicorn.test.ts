@@ -54,8 +54,8 @@ async function burst(base: string, count: number, ms: number, perSecond: number,
   }
 }
 
-async function throughSluice(be: BackendUnderTest, tag: string) {
-  const gw = await sluice(`backend:\n  servers:\n    - { url: ${be.url}, slots: 50 }\nqueue: { timeout: 60s }\nroutes:\n  - { name: live, match: { path: /api/live/* }, timeout: 90s }\n`);
+async function throughSluice(be: BackendUnderTest, tag: string, server = '') {
+  const gw = await sluice(`backend:\n  servers:\n    - { url: ${be.url}, slots: 50${server} }\nqueue: { timeout: 60s }\nroutes:\n  - { name: live, match: { path: /api/live/* }, timeout: 90s }\n`);
   cleanups.push(() => gw.close());
   await be.resetStats();
   const statuses = await burst(gw.url, BURST, 250, 250, tag);
@@ -90,6 +90,16 @@ describe('Sluice uses every slot of a gthread backend', () => {
     const recycled = new RegExp(`sluice_backend_connections_recycled\\{server="${be.url}"\\} (\\d+)`).exec(metrics);
     expect(Number(recycled?.[1])).toBe(connections.recycled_total);
     expect(metrics).toMatch(/sluice_backend_effective_concurrency\{server="[^"]+"\} \d/);
+  });
+
+  it('recycle_queued: false keeps every connection, and still reports the waits inside the backend', async () => {
+    const be = await gthreadModel();
+    const { statuses, stats, connections } = await throughSluice(be, 'kept', ', recycle_queued: false');
+    expect(statuses).toEqual(Array(BURST).fill(200));
+    expect(stats.inflight_max).toBeLessThanOrEqual(50);
+    expect(connections.recycle_queued).toBe(false);
+    expect(connections.recycled_total).toBe(0);
+    expect(connections.queued_detected_total).toBeGreaterThan(0);
   });
 
   it('a backend without connection binding (the semaphore model): all 50 slots, and connections are not churned', async () => {
