@@ -108,7 +108,7 @@ export class ConnectionBalancer {
 
   stats(): BalancerStats {
     return {
-      connections: this.all.size,
+      connections: this.connectedCount(),
       busy: this.busy,
       opened_total: this.opened,
       recycled_total: this.recycled,
@@ -116,6 +116,13 @@ export class ConnectionBalancer {
       effective_concurrency: this.effective === undefined ? null : Math.round(this.effective * 10) / 10,
       recycle_queued: this.opts.recycleQueued,
     };
+  }
+
+  /** Open TCP connections (an idle one the backend or the idle timeout closed is not counted). */
+  private connectedCount(): number {
+    let connected = 0;
+    for (const lane of this.all) if (lane.client.stats.connected) connected += 1;
+    return connected;
   }
 
   /** Lets requests in progress finish; nothing new is accepted afterwards. */
