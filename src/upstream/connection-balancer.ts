@@ -31,14 +31,17 @@ export interface BalancerOptions {
   readonly recycleQueued: boolean;
   /** Called (rate-limited) when the backend keeps queueing while Sluice's slots are full. */
   readonly warn?: (message: string, details: Record<string, unknown>) => void;
+  /** The window the warning judges (default 10 s), and the least time between warnings (60 s). */
+  readonly warnWindowMs?: number;
+  readonly warnEveryMs?: number;
 }
 
 /** A request counts as having waited inside the backend past this multiple of the baseline... */
 const QUEUED_FACTOR = 1.6;
 /** ...plus this margin, so fast routes are not judged on scheduler noise. */
 const QUEUED_MARGIN_MS = 10;
-const WARN_WINDOW_MS = 10_000;
-const WARN_EVERY_MS = 60_000;
+const DEFAULT_WARN_WINDOW_MS = 10_000;
+const DEFAULT_WARN_EVERY_MS = 60_000;
 const EWMA_ALPHA = 0.05;
 
 interface Lane {
@@ -61,8 +64,9 @@ export interface BalancerStats {
 
 export class ConnectionBalancer {
   private readonly origin: string;
-  /** Idle connections, least recently used first. */
-  private readonly idle: Lane[] = [];
+  /** Idle connections, least recently used first (from `idleHead` on). */
+  private idle: Lane[] = [];
+  private idleHead = 0;
   private readonly baseline = new ServiceBaseline();
   private readonly all = new Set<Lane>();
   private closing = false;
@@ -84,6 +88,7 @@ export class ConnectionBalancer {
    */
   async request(options: Dispatcher.RequestOptions, serviceKey: string): Promise<Dispatcher.ResponseData> {
     const lane = this.take();
+    /** Requests in flight on this server, this one included. */
     const busyAtDispatch = this.busy;
     const started = performance.now();
     let response: Dispatcher.ResponseData;
@@ -128,7 +133,8 @@ export class ConnectionBalancer {
   /** Lets requests in progress finish; nothing new is accepted afterwards. */
   async close(): Promise<void> {
     this.closing = true;
-    this.idle.length = 0;
+    this.idle = [];
+    this.idleHead = 0;
     const lanes = [...this.all];
     this.all.clear();
     await Promise.all(lanes.map((lane) => lane.client.close().catch(() => lane.client.destroy())));
@@ -136,7 +142,7 @@ export class ConnectionBalancer {
 
   private take(): Lane {
     this.busy += 1;
-    const reused = this.idle.shift();
+    const reused = this.takeIdle();
     if (reused) return reused;
     const lane: Lane = {
       client: new Client(this.origin, {
@@ -155,6 +161,17 @@ export class ConnectionBalancer {
     return lane;
   }
 
+  private takeIdle(): Lane | undefined {
+    if (this.idleHead >= this.idle.length) return undefined;
+    const lane = this.idle[this.idleHead++];
+    // Compact now and then rather than shifting the array on every request.
+    if (this.idleHead >= 64 && this.idleHead * 2 >= this.idle.length) {
+      this.idle = this.idle.slice(this.idleHead);
+      this.idleHead = 0;
+    }
+    return lane;
+  }
+
   private giveBack(lane: Lane): void {
     this.busy -= 1;
     if (this.closing) return;
@@ -170,7 +187,7 @@ export class ConnectionBalancer {
   private judge(lane: Lane, key: string, ms: number, busyAtDispatch: number): void {
     const baseline = this.baseline.observe(key, ms);
     if (baseline === undefined) return;
-    const sample = Math.min(this.opts.slots, busyAtDispatch + 1) * Math.min(1, baseline / Math.max(ms, 0.001));
+    const sample = Math.min(this.opts.slots, busyAtDispatch) * Math.min(1, baseline / Math.max(ms, 0.001));
     this.effective = this.effective === undefined ? sample : this.effective + EWMA_ALPHA * (sample - this.effective);
     const queued = ms > baseline * QUEUED_FACTOR + QUEUED_MARGIN_MS;
     this.countForWarning(queued, busyAtDispatch);
@@ -185,9 +202,9 @@ export class ConnectionBalancer {
   private countForWarning(queued: boolean, busyAtDispatch: number): void {
     const now = performance.now();
     const w = this.window;
-    if (now - w.startedAt > WARN_WINDOW_MS) {
+    if (now - w.startedAt > (this.opts.warnWindowMs ?? DEFAULT_WARN_WINDOW_MS)) {
       const share = w.responses > 0 ? w.queued / w.responses : 0;
-      if (w.queued >= 10 && share >= 0.1 && now - this.lastWarnAt > WARN_EVERY_MS && this.opts.warn) {
+      if (w.queued >= 10 && share >= 0.1 && now - this.lastWarnAt > (this.opts.warnEveryMs ?? DEFAULT_WARN_EVERY_MS) && this.opts.warn) {
         this.lastWarnAt = now;
         this.opts.warn('the backend is queueing requests internally while Sluice\'s slots are full', {
           server: this.opts.url,
@@ -201,7 +218,7 @@ export class ConnectionBalancer {
       this.window = { startedAt: now, responses: 0, queued: 0 };
     }
     // Only a full (or nearly full) set of slots says the backend, not the load, is the limit.
-    if (busyAtDispatch + 1 < this.opts.slots * 0.9) return;
+    if (busyAtDispatch < this.opts.slots * 0.9) return;
     this.window.responses += 1;
     if (queued) this.window.queued += 1;
   }

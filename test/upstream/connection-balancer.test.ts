@@ -1,0 +1,79 @@
+// The connection balancer against the test backend's gthread model and its semaphore
+// model, over real sockets: recycling, the queueing warning, and the slot invariant.
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConnectionBalancer } from '../../src/upstream/connection-balancer.js';
+import { backend } from '../helpers/harness.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+
+/** Keeps `slots` requests in flight through the balancer for `ms`, as the slot queue would. */
+async function saturate(balancer: ConnectionBalancer, slots: number, ms: number, path: string): Promise<number> {
+  const until = performance.now() + ms;
+  let done = 0;
+  let maxBusy = 0;
+  await Promise.all(Array.from({ length: slots }, async (_, lane) => {
+    for (let i = 0; performance.now() < until; i++) {
+      const res = await balancer.request({ method: 'GET', path: `${path}-${lane}-${i}?ms=50` }, 'live');
+      maxBusy = Math.max(maxBusy, balancer.stats().busy);
+      await res.body.dump();
+      done++;
+    }
+  }));
+  expect(maxBusy).toBeLessThanOrEqual(slots);
+  return done;
+}
+
+describe('ConnectionBalancer', () => {
+  it('warns (once) when the backend keeps queueing while the slots are full', async () => {
+    const be = await backend({ model: 'gthread', workers: 4, threads: 2, slots: 8, keepaliveMs: 5000 });
+    cleanups.push(() => be.close());
+    const warnings: Array<{ message: string; details: Record<string, unknown> }> = [];
+    // Recycling off, so the connections stay where they landed and the queueing persists.
+    const balancer = new ConnectionBalancer({
+      url: be.url, slots: 8, connectTimeoutMs: 2000, idleTimeoutMs: 1000, recycleQueued: false,
+      warn: (message, details) => warnings.push({ message, details }), warnWindowMs: 400, warnEveryMs: 60_000,
+    });
+    cleanups.push(() => balancer.close());
+    const done = await saturate(balancer, 8, 2500, '/api/live/warn');
+    expect(done).toBeGreaterThan(100);
+    expect(be.stats().worker_queue_max).toBeGreaterThan(0);
+    expect(balancer.stats().queued_detected_total).toBeGreaterThanOrEqual(10);
+    expect(balancer.stats().recycled_total).toBe(0);
+    expect(warnings).toHaveLength(1); // rate-limited: once per warnEveryMs
+    expect(warnings[0]!.message).toMatch(/queueing requests internally/);
+    expect(warnings[0]!.details).toMatchObject({ server: be.url, slots: 8, recycle_queued: false });
+  });
+
+  it('recycles every connection whose request waited inside the backend', async () => {
+    const be = await backend({ model: 'gthread', workers: 4, threads: 2, slots: 8, keepaliveMs: 5000 });
+    cleanups.push(() => be.close());
+    const balancer = new ConnectionBalancer({ url: be.url, slots: 8, connectTimeoutMs: 2000, idleTimeoutMs: 1000, recycleQueued: true });
+    cleanups.push(() => balancer.close());
+    await saturate(balancer, 8, 2000, '/api/live/recycle');
+    const stats = balancer.stats();
+    expect(stats.queued_detected_total).toBeGreaterThan(0);
+    expect(stats.recycled_total).toBe(stats.queued_detected_total);
+    expect(stats.opened_total).toBeGreaterThan(8);
+    expect(stats.busy).toBe(0);
+    expect(be.stats().inflight_max).toBeLessThanOrEqual(8);
+  });
+
+  it('says nothing and recycles nothing in front of a backend without connection binding', async () => {
+    const be = await backend({ slots: 8 });
+    cleanups.push(() => be.close());
+    const warnings: string[] = [];
+    const balancer = new ConnectionBalancer({
+      url: be.url, slots: 8, connectTimeoutMs: 2000, idleTimeoutMs: 1000, recycleQueued: true,
+      warn: (message) => warnings.push(message), warnWindowMs: 500,
+    });
+    cleanups.push(() => balancer.close());
+    const done = await saturate(balancer, 8, 1500, '/api/live/calm');
+    expect(be.stats().inflight_max).toBe(8);
+    // Only scheduler noise on a loaded machine can make a 50 ms answer look queued.
+    const { recycled_total: recycled, opened_total: opened } = balancer.stats();
+    expect(recycled).toBeLessThanOrEqual(done / 20);
+    expect(opened).toBeLessThanOrEqual(8 + recycled);
+    expect(warnings).toEqual([]);
+  });
+});
