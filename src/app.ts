@@ -19,6 +19,10 @@ import { Coalescer } from './coalesce/coalescer.js';
 import type { SharedAnswer } from './coalesce/shared-answer.js';
 import { registerCacheAdmin } from './admin/cache-admin.js';
 import { readPathUpstreamHeaders } from './pipeline/phases/lookup-cache.js';
+import { ForwardingPolicy } from './http/forwarded.js';
+import { BufferBudget } from './http/buffer-budget.js';
+import { isLoopbackHost } from './admin/admin-guard.js';
+import { PerClientCounter } from './http/client-limits.js';
 
 export interface SluiceApp {
   readonly config: CompiledConfig;
@@ -48,12 +52,23 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   });
   const cache = new ResponseCache(raw.cache.max_bytes);
   const coalescer = new Coalescer<SharedAnswer>();
+  const forwarding = new ForwardingPolicy({
+    trustedProxies: raw.listen.trusted_proxies,
+    allowUnderscoreHeaders: raw.http.allow_underscore_headers,
+    forwardedHeader: raw.http.forwarded_header,
+  });
   const deps: PipelineDeps = {
-    config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer,
+    config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer, forwarding,
+    buffers: new BufferBudget(raw.limits.buffer_memory, raw.limits.buffer_disk),
+    queuedPerClient: new PerClientCounter(raw.limits.per_client.max_queued, 'limits.per_client.max_queued'),
     observers: [readPathUpstreamHeaders, ...telemetry.observers, ...extraObservers],
   };
-  const gateway = new GatewayServer(raw.limits, (req, res, expectsContinue) => handleRequest(req, res, deps, expectsContinue));
-  const admin = new AdminServer();
+  const gateway = new GatewayServer(
+    raw.limits,
+    (req, res, expectsContinue, connectionClosed) => handleRequest(req, res, deps, expectsContinue, connectionClosed),
+    (address) => forwarding.isTrusted(address),
+  );
+  const admin = new AdminServer({ token: raw.admin.token, host: raw.admin.host });
   registerMetricsAdmin(admin, telemetry.metrics);
   registerQueueView(admin, queue);
   registerDashboard(admin, telemetry.live);
@@ -89,6 +104,9 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
       jobs.start();
       const port = await gateway.listen(raw.listen.port, raw.listen.host);
       const adminPort = raw.admin.enabled ? await admin.listen(raw.admin.port, raw.admin.host) : undefined;
+      if (raw.admin.enabled && !raw.admin.token && !isLoopbackHost(raw.admin.host)) {
+        telemetry.logger.warn(`admin server on ${raw.admin.host} is reachable beyond loopback without admin.token: anyone who can connect may purge the cache, list job ids (which open their results) and read /queue`);
+      }
       admin.setReady(true);
       return { port, adminPort };
     },

@@ -3,6 +3,7 @@
 // and is never exposed by accident.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
+import { AdminGuard, isLoopbackHost } from './admin-guard.js';
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
 export type StatusSection = () => unknown;
@@ -13,9 +14,16 @@ export class AdminServer {
   private readonly sections = new Map<string, StatusSection>();
   private ready = false;
 
-  constructor() {
+  constructor(options: { token?: string | undefined; host?: string } = {}) {
+    const guard = new AdminGuard(options.token, isLoopbackHost(options.host ?? '127.0.0.1'));
     this.server = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://admin.invalid');
+      const refused = guard.check(req, url.pathname);
+      if (refused) {
+        if (refused.status === 401) res.setHeader('www-authenticate', 'Bearer realm="sluice-admin"');
+        sendJson(res, refused.status, { error: { code: refused.code, message: refused.message } });
+        return;
+      }
       const handler = this.routes.get(`${req.method} ${url.pathname}`);
       if (!handler) {
         sendJson(res, 404, { error: { code: 'not_found', message: `no admin resource ${req.method} ${url.pathname}` } });

@@ -12,10 +12,13 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
   const lease = ctx.lease!;
   const limits = deps.config.raw.limits;
   const headers = upstreamRequestHeaders(ctx.req.headers, {
-    clientAddress: ctx.req.socket.remoteAddress ?? 'unknown',
+    clientAddress: ctx.peer.peerAddress,
     protocol: 'http',
     host: ctx.req.headers.host,
     via: deps.via,
+    peerTrusted: ctx.peer.peerTrusted,
+    allowUnderscoreHeaders: deps.forwarding.allowUnderscoreHeaders,
+    forwardedHeader: deps.forwarding.forwardedHeader,
   });
   for (const observer of deps.observers) observer.beforeUpstream?.(ctx, headers);
   ctx.backendServer = lease.server.url;
