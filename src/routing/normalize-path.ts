@@ -63,9 +63,9 @@ export function normalizeTarget(rawTarget: string, policy: AmbiguousPathPolicy):
       } else {
         canonical += `%${hex.toUpperCase()}`;
       }
-    } else if (ch === '\\') {
-      if (policy === 'reject') return { error: 'backslash in path' };
-      canonical += '%5C';
+    } else if (ch === '\\' || ch === '\u0000') {
+      if (policy === 'reject') return { error: `literal ${ch === '\\' ? 'backslash' : 'NUL'} in path` };
+      canonical += ch === '\\' ? '%5C' : '%00';
     } else {
       const code = ch.charCodeAt(0);
       // node:http hands over bytes >= 0x80 as latin1 characters; keep them as escapes.
