@@ -16,15 +16,15 @@ export async function openSocket(url: string): Promise<Socket> {
 }
 
 /**
- * Writes `bytes`, then collects what comes back until `expect` responses are complete, the
- * server closes, or `timeoutMs` passes. Returns the parsed responses and the raw text.
+ * Writes `bytes`, then collects what comes back until `expect` responses are complete (with
+ * `untilClose`, until the server closes), the server closes, or `timeoutMs` passes. Returns the parsed responses and the raw text.
  */
-export async function exchange(url: string, bytes: string | Buffer, opts: { expect?: number; timeoutMs?: number } = {}): Promise<{ responses: RawResponse[]; text: string; closed: boolean }> {
+export async function exchange(url: string, bytes: string | Buffer, opts: { expect?: number; timeoutMs?: number; untilClose?: boolean } = {}): Promise<{ responses: RawResponse[]; text: string; closed: boolean }> {
   const socket = await openSocket(url);
   return collect(socket, opts, () => socket.write(bytes));
 }
 
-export async function collect(socket: Socket, opts: { expect?: number; timeoutMs?: number }, start: () => void = () => {}): Promise<{ responses: RawResponse[]; text: string; closed: boolean }> {
+export async function collect(socket: Socket, opts: { expect?: number; timeoutMs?: number; untilClose?: boolean }, start: () => void = () => {}): Promise<{ responses: RawResponse[]; text: string; closed: boolean }> {
   const expect = opts.expect ?? 1;
   let text = '';
   return new Promise((resolve) => {
@@ -37,7 +37,7 @@ export async function collect(socket: Socket, opts: { expect?: number; timeoutMs
     const timer = setTimeout(finish, opts.timeoutMs ?? 10_000);
     socket.on('data', (d: Buffer) => {
       text += d.toString('latin1');
-      if (parseResponses(text).length >= expect) finish();
+      if (!opts.untilClose && parseResponses(text).length >= expect) finish();
     });
     socket.on('close', () => { closed = true; finish(); });
     socket.on('error', () => {});
