@@ -4,7 +4,7 @@ import type { CompiledConfig } from './config/compile.js';
 import { AdminServer } from './admin/admin-server.js';
 import { GatewayServer } from './http/gateway-server.js';
 import { handleRequest } from './pipeline/handle-request.js';
-import type { PipelineDeps, RequestObserver } from './pipeline/deps.js';
+import type { RequestObserver } from './pipeline/deps.js';
 import { SlotQueue } from './slots/slot-queue.js';
 import { BackendPools } from './upstream/backend-pools.js';
 import { PRIORITY_CLASSES } from './config/schema.js';
@@ -19,12 +19,14 @@ import { Coalescer } from './coalesce/coalescer.js';
 import type { SharedAnswer } from './coalesce/shared-answer.js';
 import { registerCacheAdmin } from './admin/cache-admin.js';
 import { readPathUpstreamHeaders } from './pipeline/phases/lookup-cache.js';
-import { ForwardingPolicy } from './http/forwarded.js';
 import { BufferBudget } from './http/buffer-budget.js';
 import { isLoopbackHost } from './admin/admin-guard.js';
-import { PerClientCounter } from './http/client-limits.js';
+import { forwardingPolicy, queuedPerClient, reloadApp, type MutableDeps, type ReloadOutcome } from './app-reload.js';
+import { registerReloadAdmin } from './admin/reload-admin.js';
+import type { SluiceConfig } from './config/schema.js';
 
 export interface SluiceApp {
+  /** The running config; a reload replaces it. */
   readonly config: CompiledConfig;
   readonly queue: SlotQueue;
   readonly admin: AdminServer;
@@ -37,9 +39,16 @@ export interface SluiceApp {
   listen(): Promise<{ port: number; adminPort: number | undefined }>;
   /** Graceful: stop accepting, let queued and running requests finish within the grace period. */
   shutdown(graceMs?: number): Promise<{ drained: boolean }>;
+  /** Applies a validated config to new requests; what needs a restart keeps its running value. */
+  reload(next: SluiceConfig): ReloadOutcome;
 }
 
-export function createApp(config: CompiledConfig, extraObservers: RequestObserver[] = []): SluiceApp {
+export interface AppOptions {
+  /** Re-reads and validates the config (throws ConfigError); enables POST /reload. */
+  readonly reloadSource?: () => SluiceConfig;
+}
+
+export function createApp(config: CompiledConfig, extraObservers: RequestObserver[] = [], options: AppOptions = {}): SluiceApp {
   const raw = config.raw;
   const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed });
   // Declared up front: a reservation must hold before its route's first request arrives.
@@ -52,21 +61,18 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   });
   const cache = new ResponseCache(raw.cache.max_bytes);
   const coalescer = new Coalescer<SharedAnswer>();
-  const forwarding = new ForwardingPolicy({
-    trustedProxies: raw.listen.trusted_proxies,
-    allowUnderscoreHeaders: raw.http.allow_underscore_headers,
-    forwardedHeader: raw.http.forwarded_header,
-  });
-  const deps: PipelineDeps = {
-    config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer, forwarding,
+  // Mutable only through reloadApp, which swaps whole objects.
+  const deps: MutableDeps = {
+    config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer,
+    forwarding: forwardingPolicy(raw),
     buffers: new BufferBudget(raw.limits.buffer_memory, raw.limits.buffer_disk),
-    queuedPerClient: new PerClientCounter(raw.limits.per_client.max_queued, 'limits.per_client.max_queued'),
+    queuedPerClient: queuedPerClient(raw),
     observers: [readPathUpstreamHeaders, ...telemetry.observers, ...extraObservers],
   };
   const gateway = new GatewayServer(
     raw.limits,
     (req, res, expectsContinue, connectionClosed) => handleRequest(req, res, deps, expectsContinue, connectionClosed),
-    (address) => forwarding.isTrusted(address),
+    (address) => deps.forwarding.isTrusted(address),
   );
   const admin = new AdminServer({ token: raw.admin.token, host: raw.admin.host });
   registerMetricsAdmin(admin, telemetry.metrics);
@@ -90,15 +96,20 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     waiting: queue.waiting,
     by_priority: queue.depthByClass(),
     oldest_wait_ms: queue.oldestWaitMs(),
-    max_waiting: raw.queue.max_waiting,
+    max_waiting: deps.config.raw.queue.max_waiting,
     service_ms: queue.estimator.serviceMs ?? null,
     drain_per_second: Number(queue.estimator.drainPerSecond().toFixed(2)),
     priority_classes: PRIORITY_CLASSES,
   }));
   admin.statusSection('requests', () => ({ active: gateway.activeRequests }));
 
+  const startSlots = new Map(raw.backend.servers.map((s) => [s.url, s.slots]));
+  const reload = (next: SluiceConfig) => reloadApp({ deps, queue, jobs, startSlots }, next);
+  registerReloadAdmin(admin, options.reloadSource, reload, (message) => telemetry.logger.warn(message));
+
   return {
-    config, queue, admin, gateway, telemetry, jobs,
+    get config() { return deps.config; },
+    queue, admin, gateway, telemetry, jobs, reload,
     async listen() {
       telemetry.start();
       jobs.start();

@@ -109,6 +109,12 @@ export class JobService {
     for (const route of this.store.queuedRoutes()) this.runner.poke(route);
   }
 
+  /** A reload: new route settings for submissions and for jobs claimed from now on. */
+  reconfigure(config: CompiledConfig): void {
+    (this.options as { config: CompiledConfig }).config = config;
+    this.runner.reconfigure(config);
+  }
+
   /** Whether every request on this route becomes a job (others do when the client prefers it). */
   isJobRoute(route: CompiledRoute): boolean {
     return route.job !== undefined;

@@ -4,7 +4,9 @@
 // per-group caps (max_slots) and shares other groups cannot take (reserved_slots).
 //
 // Invariants:
-// - busy(server) <= slots(server) at all times; leases are released exactly once.
+// - busy(server) <= slots(server) at all times, except after a reload lowered slots: then
+//   no lease is granted on that server until enough running requests have finished.
+// - leases are released exactly once.
 // - a waiter is in exactly one class set until it is granted, times out, is shed or aborts.
 // - an aborted or timed-out waiter never receives a lease.
 import { SluiceError } from '../errors.js';
@@ -82,7 +84,7 @@ export class SlotQueue {
 
   constructor(
     servers: readonly { url: string; slots: number }[],
-    private readonly options: QueueOptions,
+    private options: QueueOptions,
     private readonly now: () => number = () => performance.now(),
   ) {
     this.servers = servers.map((s, index) => ({ index, url: s.url, slots: s.slots, busy: 0 }));
@@ -109,6 +111,28 @@ export class SlotQueue {
       this.groups.set(name, group);
     }
     return group;
+  }
+
+  /**
+   * A reload: new queue options, slot counts (a lowered count takes effect as running
+   * requests finish; nothing is cut off) and group caps. Waiters stay where they are.
+   */
+  reconfigure(options: QueueOptions, slots: ReadonlyMap<string, number>, groups: ReadonlyArray<{ name: string; maxSlots: number | undefined; reservedSlots: number }>): void {
+    this.options = options;
+    for (const server of this.servers) {
+      const next = slots.get(server.url);
+      if (next !== undefined) (server as { slots: number }).slots = next;
+    }
+    for (const caps of groups) {
+      const group = this.group(caps.name, caps) as { maxSlots: number | undefined; reservedSlots: number };
+      group.maxSlots = caps.maxSlots;
+      group.reservedSlots = caps.reservedSlots;
+    }
+    this.dispatch();
+  }
+
+  reconfigureGroup(name: string, caps: { maxSlots: number | undefined; reservedSlots: number }): void {
+    this.reconfigure(this.options, new Map(), [{ name, ...caps }]);
   }
 
   /** Resolves with a lease, or rejects with queue_full / queue_shed / queue_timeout / client_closed. */
