@@ -23,6 +23,7 @@ import { BufferBudget } from './http/buffer-budget.js';
 import { isLoopbackHost } from './admin/admin-guard.js';
 import { forwardingPolicy, queuedPerClient, reloadApp, type MutableDeps, type ReloadOutcome } from './app-reload.js';
 import { registerReloadAdmin } from './admin/reload-admin.js';
+import { ServerHealth } from './slots/server-health.js';
 import type { SluiceConfig } from './config/schema.js';
 
 export interface SluiceApp {
@@ -50,7 +51,8 @@ export interface AppOptions {
 
 export function createApp(config: CompiledConfig, extraObservers: RequestObserver[] = [], options: AppOptions = {}): SluiceApp {
   const raw = config.raw;
-  const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed });
+  const health = new ServerHealth({ failures: raw.backend.passive_health.failures, cooldownMs: raw.backend.passive_health.cooldown });
+  const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed }, undefined, health);
   // Declared up front: a reservation must hold before its route's first request arrives.
   for (const route of config.routes) queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots });
   const telemetry = new Telemetry(raw, queue);
@@ -89,7 +91,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   admin.statusSection('slots', () => ({
     total: queue.totalSlots,
     busy: queue.busySlots,
-    servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots, connections: pools.connectionStats(s.url) })),
+    servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots, health: health.state(s.url), connections: pools.connectionStats(s.url) })),
     groups: queue.groupStats(),
   }));
   admin.statusSection('queue', () => ({
@@ -102,6 +104,11 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     priority_classes: PRIORITY_CLASSES,
   }));
   admin.statusSection('requests', () => ({ active: gateway.activeRequests }));
+  admin.readinessCheck(() => (queue.servers.every((s) => health.state(s.url) === 'ejected') ? 'every backend server is ejected after connect failures' : undefined));
+  admin.statusSection('buffers', () => ({
+    memory_bytes: deps.buffers?.memoryUsed ?? 0, memory_max: raw.limits.buffer_memory,
+    disk_bytes: deps.buffers?.diskUsed ?? 0, disk_max: raw.limits.buffer_disk,
+  }));
 
   const startSlots = new Map(raw.backend.servers.map((s) => [s.url, s.slots]));
   const reload = (next: SluiceConfig) => reloadApp({ deps, queue, jobs, startSlots }, next);

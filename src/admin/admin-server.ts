@@ -13,6 +13,7 @@ export class AdminServer {
   private readonly routes = new Map<string, AdminHandler>();
   private readonly sections = new Map<string, StatusSection>();
   private ready = false;
+  private readiness: () => string | undefined = () => undefined;
 
   constructor(options: { token?: string | undefined; host?: string } = {}) {
     const guard = new AdminGuard(options.token, isLoopbackHost(options.host ?? '127.0.0.1'));
@@ -35,7 +36,10 @@ export class AdminServer {
       });
     });
     this.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok' }));
-    this.route('GET', '/readyz', (_req, res) => sendJson(res, this.ready ? 200 : 503, { ready: this.ready }));
+    this.route('GET', '/readyz', (_req, res) => {
+      const problem = this.ready ? this.readiness() : 'draining';
+      sendJson(res, problem === undefined ? 200 : 503, problem === undefined ? { ready: true } : { ready: false, reason: problem });
+    });
     this.route('GET', '/status', (_req, res) => sendJson(res, 200, this.status()));
   }
 
@@ -50,6 +54,11 @@ export class AdminServer {
 
   status(): Record<string, unknown> {
     return Object.fromEntries([...this.sections].map(([name, section]) => [name, section()]));
+  }
+
+  /** A check /readyz adds to the ready flag: undefined when ready, else why not. */
+  readinessCheck(check: () => string | undefined): void {
+    this.readiness = check;
   }
 
   setReady(ready: boolean): void {

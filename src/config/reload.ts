@@ -7,7 +7,7 @@ import type { SluiceConfig } from './schema.js';
 
 /** Keys whose running value is kept on reload; a change to them is reported. */
 const RESTART_ONLY: ReadonlyArray<readonly string[]> = [
-  ['listen', 'host'], ['listen', 'port'], ['admin'], ['backend', 'timeouts'],
+  ['listen', 'host'], ['listen', 'port'], ['admin'], ['backend', 'timeouts'], ['backend', 'passive_health'],
   ['jobs', 'store'], ['jobs', 'path'], ['jobs', 'prefix'], ['tracing'], ['logging'], ['cache'], ['shutdown'],
   ['limits', 'max_header_bytes'], ['limits', 'keep_alive_timeout'], ['limits', 'header_timeout'],
   ['limits', 'max_connections'], ['limits', 'pipeline_depth'], ['limits', 'buffer_memory'], ['limits', 'buffer_disk'],

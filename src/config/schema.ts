@@ -149,6 +149,11 @@ export const configSchema = z.strictObject({
       recycle_queued: z.boolean().default(true),
     })).min(1, 'backend.servers needs at least one server'),
     timeouts: timeoutsSchema.prefault({}),
+    /** After `failures` consecutive connect failures/timeouts a server is skipped for `cooldown`, then probed; 0 = off. */
+    passive_health: z.strictObject({
+      failures: z.number().int().min(0).default(3),
+      cooldown: duration('10s'),
+    }).prefault({}),
   }),
   queue: z.strictObject({
     max_waiting: z.number().int().min(0).default(10_000),

@@ -12,6 +12,7 @@
 import { SluiceError } from '../errors.js';
 import { PRIORITY_CLASSES } from '../config/schema.js';
 import { DrainEstimator } from './drain-estimator.js';
+import { ServerHealth } from './server-health.js';
 
 export interface SlotServer {
   readonly index: number;
@@ -86,6 +87,8 @@ export class SlotQueue {
     servers: readonly { url: string; slots: number }[],
     private options: QueueOptions,
     private readonly now: () => number = () => performance.now(),
+    /** Passive health: grants skip ejected servers (src/slots/server-health.ts). */
+    readonly health: ServerHealth = new ServerHealth({ failures: 0, cooldownMs: 0 }),
   ) {
     this.servers = servers.map((s, index) => ({ index, url: s.url, slots: s.slots, busy: 0 }));
     this.estimator = new DrainEstimator(now);
@@ -232,8 +235,18 @@ export class SlotQueue {
     return ahead;
   }
 
+  /** Servers a grant may use: the available ones, or all of them when none is. */
+  private usableServers(): readonly SlotServer[] {
+    if (!this.health.enabled) return this.servers;
+    const usable = this.servers.filter((s) => this.health.available(s.url));
+    return usable.length > 0 ? usable : this.servers;
+  }
+
   private canRun(group: SlotGroup): boolean {
-    const free = this.totalSlots - this.busySlots;
+    const usable = this.usableServers();
+    const free = usable === this.servers
+      ? this.totalSlots - this.busySlots
+      : usable.reduce((sum, s) => sum + Math.max(0, s.slots - s.busy), 0);
     if (free <= 0) return false;
     if (group.maxSlots !== undefined && group.inflight >= group.maxSlots) return false;
     // Slots still owed to other groups' reservations are not free for this one.
@@ -246,6 +259,7 @@ export class SlotQueue {
 
   private grant(request: AcquireRequest, enqueuedAt: number, position: number): SlotLease {
     const server = this.pickServer();
+    this.health.granted(server.url);
     server.busy++;
     request.group.inflight++;
     const startedAt = this.now();
@@ -270,8 +284,9 @@ export class SlotQueue {
 
   /** The server with the most free slots; ties go to the first listed. */
   private pickServer(): SlotServer {
-    let best = this.servers[0]!;
-    for (const server of this.servers) {
+    const usable = this.usableServers();
+    let best = usable[0]!;
+    for (const server of usable) {
       if (server.slots - server.busy > best.slots - best.busy) best = server;
     }
     return best;

@@ -39,7 +39,11 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
     });
     const durationMs = performance.now() - started;
     for (const observer of deps.observers) observer.afterUpstream?.(ctx, { status: ctx.response.status, durationMs });
+    deps.queue.health.record(lease.server.url, false);
   } catch (err) {
+    const code = (err as { code?: string }).code;
+    // Only connect errors say the server is down; a timeout or reset may be one slow request.
+    if (code === 'upstream_connect_failed' || code === 'connect_timeout') deps.queue.health.record(lease.server.url, true);
     const durationMs = performance.now() - started;
     for (const observer of deps.observers) observer.afterUpstream?.(ctx, { errorCode: (err as { code?: string }).code ?? 'internal', durationMs });
     throw err;
