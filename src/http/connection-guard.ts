@@ -7,7 +7,7 @@
 //   responses never started (node:http emits 'close' only on the response being written);
 // - `per_client.max_connections` counts sockets per peer address (a trusted proxy is many
 //   clients, so it is not counted).
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { setMaxListeners } from 'node:events';
 import { errorBody, SluiceError } from '../errors.js';
@@ -65,7 +65,7 @@ export class ConnectionGuard {
   }
 
   /** Runs `start` now, or once an earlier request of the same connection has finished. */
-  run(req: IncomingMessage, _res: ServerResponse, start: StartRequest): void {
+  run(req: IncomingMessage, start: StartRequest): void {
     const socket = req.socket;
     let state = this.states.get(socket);
     if (!state) {
@@ -95,10 +95,6 @@ export class ConnectionGuard {
       s.pausedByUs = true;
       socket.pause();
     }
-  }
-
-  clientsOver(): number {
-    return [...this.perClient.values()].filter((n) => n > this.limits.perClientConnections).length;
   }
 }
 

@@ -1,5 +1,6 @@
 // The node:http adapter of the gateway port: limits on the request head, keep-alive with
-// clients, malformed requests answered 400/431 with a Sluice error body, and the count of
+// clients, malformed requests answered 400/408/431 with a Sluice error body, connection and
+// pipelining limits (connection-guard.ts), and the count of
 // requests in progress that graceful shutdown waits for.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -39,7 +40,7 @@ export class GatewayServer {
     });
     this.server.on('connection', (socket: Socket) => guard.accept(socket));
     const run = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
-      guard.run(req, res, (connectionClosed) => {
+      guard.run(req, (connectionClosed) => {
         this.active++;
         return handler(req, res, expectsContinue, connectionClosed)
           .catch((err) => { if (!res.headersSent) res.writeHead(500).end(); else res.destroy(err as Error); })
