@@ -4,7 +4,7 @@ import type { CompiledConfig } from './config/compile.js';
 import { AdminServer } from './admin/admin-server.js';
 import { GatewayServer } from './http/gateway-server.js';
 import { handleRequest } from './pipeline/handle-request.js';
-import type { PipelineDeps, RequestObserver } from './pipeline/deps.js';
+import type { RequestObserver } from './pipeline/deps.js';
 import { SlotQueue } from './slots/slot-queue.js';
 import { BackendPools } from './upstream/backend-pools.js';
 import { PRIORITY_CLASSES } from './config/schema.js';
@@ -19,8 +19,15 @@ import { Coalescer } from './coalesce/coalescer.js';
 import type { SharedAnswer } from './coalesce/shared-answer.js';
 import { registerCacheAdmin } from './admin/cache-admin.js';
 import { readPathUpstreamHeaders } from './pipeline/phases/lookup-cache.js';
+import { BufferBudget } from './http/buffer-budget.js';
+import { isLoopbackHost } from './admin/admin-guard.js';
+import { forwardingPolicy, queuedPerClient, reloadApp, type MutableDeps, type ReloadOutcome } from './app-reload.js';
+import { registerReloadAdmin } from './admin/reload-admin.js';
+import { ServerHealth } from './slots/server-health.js';
+import type { SluiceConfig } from './config/schema.js';
 
 export interface SluiceApp {
+  /** The running config; a reload replaces it. */
   readonly config: CompiledConfig;
   readonly queue: SlotQueue;
   readonly admin: AdminServer;
@@ -33,11 +40,19 @@ export interface SluiceApp {
   listen(): Promise<{ port: number; adminPort: number | undefined }>;
   /** Graceful: stop accepting, let queued and running requests finish within the grace period. */
   shutdown(graceMs?: number): Promise<{ drained: boolean }>;
+  /** Applies a validated config to new requests; what needs a restart keeps its running value. */
+  reload(next: SluiceConfig): ReloadOutcome;
 }
 
-export function createApp(config: CompiledConfig, extraObservers: RequestObserver[] = []): SluiceApp {
+export interface AppOptions {
+  /** Re-reads and validates the config (throws ConfigError); enables POST /reload. */
+  readonly reloadSource?: () => SluiceConfig;
+}
+
+export function createApp(config: CompiledConfig, extraObservers: RequestObserver[] = [], options: AppOptions = {}): SluiceApp {
   const raw = config.raw;
-  const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed });
+  const health = new ServerHealth({ failures: raw.backend.passive_health.failures, cooldownMs: raw.backend.passive_health.cooldown });
+  const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed }, undefined, health);
   // Declared up front: a reservation must hold before its route's first request arrives.
   for (const route of config.routes) queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots });
   const telemetry = new Telemetry(raw, queue);
@@ -48,12 +63,20 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   });
   const cache = new ResponseCache(raw.cache.max_bytes);
   const coalescer = new Coalescer<SharedAnswer>();
-  const deps: PipelineDeps = {
+  // Mutable only through reloadApp, which swaps whole objects.
+  const deps: MutableDeps = {
     config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer,
+    forwarding: forwardingPolicy(raw),
+    buffers: new BufferBudget(raw.limits.buffer_memory, raw.limits.buffer_disk),
+    queuedPerClient: queuedPerClient(raw),
     observers: [readPathUpstreamHeaders, ...telemetry.observers, ...extraObservers],
   };
-  const gateway = new GatewayServer(raw.limits, (req, res, expectsContinue) => handleRequest(req, res, deps, expectsContinue));
-  const admin = new AdminServer();
+  const gateway = new GatewayServer(
+    raw.limits,
+    (req, res, expectsContinue, connectionClosed) => handleRequest(req, res, deps, expectsContinue, connectionClosed),
+    (address) => deps.forwarding.isTrusted(address),
+  );
+  const admin = new AdminServer({ token: raw.admin.token, host: raw.admin.host });
   registerMetricsAdmin(admin, telemetry.metrics);
   registerQueueView(admin, queue);
   registerDashboard(admin, telemetry.live);
@@ -68,27 +91,40 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   admin.statusSection('slots', () => ({
     total: queue.totalSlots,
     busy: queue.busySlots,
-    servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots, connections: pools.connectionStats(s.url) })),
+    servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots, health: health.state(s.url), connections: pools.connectionStats(s.url) })),
     groups: queue.groupStats(),
   }));
   admin.statusSection('queue', () => ({
     waiting: queue.waiting,
     by_priority: queue.depthByClass(),
     oldest_wait_ms: queue.oldestWaitMs(),
-    max_waiting: raw.queue.max_waiting,
+    max_waiting: deps.config.raw.queue.max_waiting,
     service_ms: queue.estimator.serviceMs ?? null,
     drain_per_second: Number(queue.estimator.drainPerSecond().toFixed(2)),
     priority_classes: PRIORITY_CLASSES,
   }));
   admin.statusSection('requests', () => ({ active: gateway.activeRequests }));
+  admin.readinessCheck(() => (queue.servers.every((s) => health.state(s.url) === 'ejected') ? 'every backend server is ejected after connect failures' : undefined));
+  admin.statusSection('buffers', () => ({
+    memory_bytes: deps.buffers?.memoryUsed ?? 0, memory_max: raw.limits.buffer_memory,
+    disk_bytes: deps.buffers?.diskUsed ?? 0, disk_max: raw.limits.buffer_disk,
+  }));
+
+  const startSlots = new Map(raw.backend.servers.map((s) => [s.url, s.slots]));
+  const reload = (next: SluiceConfig) => reloadApp({ deps, queue, jobs, startSlots }, next);
+  registerReloadAdmin(admin, options.reloadSource, reload, (message) => telemetry.logger.warn(message));
 
   return {
-    config, queue, admin, gateway, telemetry, jobs,
+    get config() { return deps.config; },
+    queue, admin, gateway, telemetry, jobs, reload,
     async listen() {
       telemetry.start();
       jobs.start();
       const port = await gateway.listen(raw.listen.port, raw.listen.host);
       const adminPort = raw.admin.enabled ? await admin.listen(raw.admin.port, raw.admin.host) : undefined;
+      if (raw.admin.enabled && !raw.admin.token && !isLoopbackHost(raw.admin.host)) {
+        telemetry.logger.warn(`admin server on ${raw.admin.host} is reachable beyond loopback without admin.token: anyone who can connect may purge the cache, list job ids (which open their results) and read /queue`);
+      }
       admin.setReady(true);
       return { port, adminPort };
     },

@@ -10,6 +10,7 @@ const HELP = `sluice - a gateway for slow synchronous backends
 Usage:
   sluice start [--config FILE] [--backend URL] [--slots N] [--port P] [--admin-port P] [--host H]
       Run the gateway. Quick flags need no file; with --config they override the file.
+      SIGHUP (or POST /reload on the admin port) re-reads the file; an invalid one is refused.
   sluice check --config FILE
       Validate a config file; prints file:line:col: message and exits 2 when invalid.
   sluice backend [--port 8000] [--slots 50] [--latency 100ms] [--report-latency 2s] ...

@@ -13,15 +13,19 @@ interface CatalogueEntry {
 
 export const ERROR_CATALOGUE = {
   bad_request: { status: 400, source: 'client', retryable: false, message: 'Malformed request' },
+  bad_path: { status: 400, source: 'client', retryable: false, message: 'Ambiguous or invalid request path' },
+  route_denied: { status: 403, source: 'client', retryable: false, message: 'Denied by route rule' },
   not_found: { status: 404, source: 'client', retryable: false, message: 'No such resource' },
   method_not_allowed: { status: 405, source: 'client', retryable: false, message: 'Method not allowed on this route' },
   body_too_large: { status: 413, source: 'client', retryable: false, message: 'Request body exceeds the route limit' },
   headers_too_large: { status: 431, source: 'client', retryable: false, message: 'Request headers too large' },
   client_closed: { status: 499, source: 'client', retryable: false, message: 'Client closed the connection' },
+  header_timeout: { status: 408, source: 'client', retryable: true, message: 'Request head was not received in time' },
   client_body_timeout: { status: 408, source: 'client', retryable: true, message: 'Request body was not received in time' },
   queue_full: { status: 503, source: 'gateway', retryable: true, message: 'Queue is full' },
   queue_timeout: { status: 503, source: 'gateway', retryable: true, message: 'Waited in the queue past the route timeout' },
   queue_shed: { status: 503, source: 'gateway', retryable: true, message: 'Estimated wait exceeds the route timeout' },
+  buffer_full: { status: 503, source: 'gateway', retryable: true, message: 'Request body buffers are full (limits.buffer_disk)' },
   shutting_down: { status: 503, source: 'gateway', retryable: true, message: 'Gateway is shutting down' },
   upstream_connect_failed: { status: 502, source: 'backend', retryable: true, message: 'Backend refused or unreachable' },
   upstream_reset: { status: 502, source: 'backend', retryable: true, message: 'Backend closed the connection' },
@@ -39,6 +43,8 @@ export const ERROR_CATALOGUE = {
   job_store_failed: { status: 500, source: 'gateway', retryable: true, message: 'Job could not be stored' },
   upstream_unavailable: { status: 502, source: 'backend', retryable: true, message: 'Backend answered 502, 503 or 504' },
   idempotency_key_reused: { status: 422, source: 'client', retryable: false, message: 'Idempotency-Key was already used for a different request' },
+  jobs_full: { status: 503, source: 'gateway', retryable: true, message: 'The route has job.max_queued jobs queued or running' },
+  client_limit: { status: 429, source: 'client', retryable: true, message: 'This client is over its per-client limit' },
   internal: { status: 500, source: 'gateway', retryable: false, message: 'Internal gateway error' },
 } as const satisfies Record<string, CatalogueEntry>;
 
@@ -51,8 +57,10 @@ export class SluiceError extends Error {
   readonly retryable: boolean;
   /** Seconds a client should wait before retrying; set on every gateway 503. */
   retryAfterSeconds: number | undefined;
+  /** Response headers the error's meaning needs, e.g. `allow` on a 405. */
+  readonly headers: Readonly<Record<string, string>>;
 
-  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; retryAfterSeconds?: number; headers?: Record<string, string> }) {
     const entry: CatalogueEntry = ERROR_CATALOGUE[code];
     super(detail ? `${entry.message}: ${detail}` : entry.message, { cause: options?.cause });
     this.name = 'SluiceError';
@@ -61,6 +69,7 @@ export class SluiceError extends Error {
     this.source = entry.source;
     this.retryable = entry.retryable;
     this.retryAfterSeconds = options?.retryAfterSeconds;
+    this.headers = options?.headers ?? {};
   }
 }
 

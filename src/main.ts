@@ -1,9 +1,12 @@
 // `sluice start`: load the config once, build the app, listen, and shut down gracefully on
-// SIGTERM/SIGINT (a second signal exits at once).
+// SIGTERM/SIGINT (a second signal exits at once). SIGHUP (or POST /reload on the admin
+// server) re-reads the file: a valid config applies to new requests, an invalid one is
+// reported as file:line:col and the running one stays.
 import { compileConfig } from './config/compile.js';
 import { ConfigError, loadConfigFile, parseConfigObject } from './config/load.js';
 import type { SluiceConfig } from './config/schema.js';
 import { createApp } from './app.js';
+import { reloadFrom } from './admin/reload-admin.js';
 
 export interface StartFlags {
   config?: string | undefined;
@@ -49,7 +52,9 @@ export async function startCommand(flags: StartFlags): Promise<void> {
     }
     throw err;
   }
-  const app = createApp(compileConfig(config));
+  // The same file and flags as at start; without a file there is nothing to re-read.
+  const reloadSource = flags.config ? () => resolveConfig(flags, process.env) : undefined;
+  const app = createApp(compileConfig(config), [], { reloadSource });
   const { port, adminPort } = await app.listen();
   const host = config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host;
   process.stdout.write(`sluice listening on http://${host}:${port} -> ${config.backend.servers.map((s) => `${s.url} (${s.slots} slots)`).join(', ')}\n`);
@@ -71,6 +76,19 @@ export async function startCommand(flags: StartFlags): Promise<void> {
       process.exit(1);
     });
   };
+  process.on('SIGHUP', () => {
+    if (!reloadSource) {
+      process.stderr.write('sluice: SIGHUP ignored, started without --config\n');
+      return;
+    }
+    const result = reloadFrom(reloadSource, (next) => app.reload(next));
+    if (!result.ok) {
+      process.stderr.write(`sluice: reload refused, the running config stays:\n${result.problems.join('\n')}\n`);
+    } else {
+      const { routes, slots, restartRequired } = result.outcome;
+      process.stderr.write(`sluice: reloaded (${routes} routes, ${slots} slots)${restartRequired.length ? `; needs a restart: ${restartRequired.join(', ')}` : ''}\n`);
+    }
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

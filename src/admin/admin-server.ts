@@ -3,6 +3,7 @@
 // and is never exposed by accident.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
+import { AdminGuard, isLoopbackHost } from './admin-guard.js';
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
 export type StatusSection = () => unknown;
@@ -12,10 +13,18 @@ export class AdminServer {
   private readonly routes = new Map<string, AdminHandler>();
   private readonly sections = new Map<string, StatusSection>();
   private ready = false;
+  private readiness: () => string | undefined = () => undefined;
 
-  constructor() {
+  constructor(options: { token?: string | undefined; host?: string } = {}) {
+    const guard = new AdminGuard(options.token, isLoopbackHost(options.host ?? '127.0.0.1'));
     this.server = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://admin.invalid');
+      const refused = guard.check(req, url.pathname);
+      if (refused) {
+        if (refused.status === 401) res.setHeader('www-authenticate', 'Bearer realm="sluice-admin"');
+        sendJson(res, refused.status, { error: { code: refused.code, message: refused.message } });
+        return;
+      }
       const handler = this.routes.get(`${req.method} ${url.pathname}`);
       if (!handler) {
         sendJson(res, 404, { error: { code: 'not_found', message: `no admin resource ${req.method} ${url.pathname}` } });
@@ -27,7 +36,10 @@ export class AdminServer {
       });
     });
     this.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok' }));
-    this.route('GET', '/readyz', (_req, res) => sendJson(res, this.ready ? 200 : 503, { ready: this.ready }));
+    this.route('GET', '/readyz', (_req, res) => {
+      const problem = this.ready ? this.readiness() : 'draining';
+      sendJson(res, problem === undefined ? 200 : 503, problem === undefined ? { ready: true } : { ready: false, reason: problem });
+    });
     this.route('GET', '/status', (_req, res) => sendJson(res, 200, this.status()));
   }
 
@@ -42,6 +54,11 @@ export class AdminServer {
 
   status(): Record<string, unknown> {
     return Object.fromEntries([...this.sections].map(([name, section]) => [name, section()]));
+  }
+
+  /** A check /readyz adds to the ready flag: undefined when ready, else why not. */
+  readinessCheck(check: () => string | undefined): void {
+    this.readiness = check;
   }
 
   setReady(ready: boolean): void {

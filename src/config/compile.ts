@@ -13,6 +13,12 @@ export interface CompiledRoute {
   readonly pathPattern: string;
   readonly pathRegex: RegExp;
   readonly methods: ReadonlySet<string> | null;
+  /** Other methods go on to later routes instead of 405. */
+  readonly fallthrough: boolean;
+  /** Every request this route matches is refused with 403. */
+  readonly deny: boolean;
+  /** `Prefer: respond-async` makes a job here (routes with `job` always make jobs). */
+  readonly preferAsync: boolean;
   readonly priority: PriorityClass;
   /** 0 = most urgent; indexes PRIORITY_CLASSES. */
   readonly priorityRank: number;
@@ -41,8 +47,11 @@ export function compileConfig(config: SluiceConfig): CompiledConfig {
     name: route.name,
     index,
     pathPattern: route.match.path,
-    pathRegex: globToRegex(route.match.path),
+    pathRegex: globToRegex(route.match.path, route.match.case_insensitive),
     methods: route.match.methods ? new Set(route.match.methods) : null,
+    fallthrough: route.match.fallthrough,
+    deny: route.deny,
+    preferAsync: (route.prefer_async ?? config.jobs.prefer_async) === 'allow',
     priority: route.priority,
     priorityRank: PRIORITY_CLASSES.indexOf(route.priority),
     totalTimeoutMs: route.timeout,
@@ -78,6 +87,9 @@ function defaultRoute(config: SluiceConfig, index: number): CompiledRoute {
     pathPattern: '/*',
     pathRegex: globToRegex('/*'),
     methods: null,
+    fallthrough: false,
+    deny: false,
+    preferAsync: config.jobs.prefer_async === 'allow',
     priority: 'normal',
     priorityRank: PRIORITY_CLASSES.indexOf('normal'),
     totalTimeoutMs: Math.max(60_000, config.queue.timeout),
@@ -97,9 +109,10 @@ function defaultRoute(config: SluiceConfig, index: number): CompiledRoute {
 }
 
 /** `*` matches any run of characters, including `/`; everything else is literal. */
-export function globToRegex(glob: string): RegExp {
+export function globToRegex(glob: string, caseInsensitive = false): RegExp {
   const escaped = glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
-  return new RegExp(`^${escaped}$`);
+  // `s`: the decoded path may hold a newline (%0A), which `.` must match like any character.
+  return new RegExp(`^${escaped}$`, caseInsensitive ? 'is' : 's');
 }
 
 function deepFreeze<T>(value: T): T {

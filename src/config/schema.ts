@@ -3,6 +3,7 @@
 // Durations become milliseconds and sizes become bytes here, so nothing downstream parses units.
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units.js';
+import { isCidr } from '../http/cidr.js';
 
 const unitValue = (parse: (value: unknown) => number | string) =>
   z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -79,6 +80,10 @@ const routeJobSchema = z.strictObject({
   result_ttl: duration('1h'),
   max_result: size('64MiB'),
   on_restart: z.enum(['rerun', 'fail']).default('rerun'),
+  /** Jobs of this route queued or running at once; more are refused with 503 jobs_full. */
+  max_queued: z.number().int().min(1).default(1000),
+  /** Idempotency-Keys are scoped per route and per the hash of these request headers (the caller's credentials). */
+  idempotency_scope: z.array(headerName).default(['Authorization', 'Cookie']),
 });
 
 const routeSchema = z.strictObject({
@@ -86,7 +91,15 @@ const routeSchema = z.strictObject({
   match: z.strictObject({
     path: z.string().startsWith('/', 'match.path must start with /').default('/*'),
     methods: z.array(z.enum(METHODS)).min(1).optional(),
+    /** Match the path ignoring ASCII case (for backends that do). */
+    case_insensitive: z.boolean().default(false),
+    /** Other methods go on to later routes instead of 405 + Allow. */
+    fallthrough: z.boolean().default(false),
   }).prefault({}),
+  /** Refuse every matching request with 403 route_denied; nothing reaches the backend. */
+  deny: z.boolean().default(false),
+  /** Whether `Prefer: respond-async` turns a request into a job; default: jobs.prefer_async. */
+  prefer_async: z.enum(['ignore', 'allow']).optional(),
   priority: z.enum(PRIORITY_CLASSES).default('normal'),
   /** Total time budget, counting queue time, body reads and the backend call. */
   timeout: duration('60s'),
@@ -104,11 +117,28 @@ const routeSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  listen: z.strictObject({ host: z.string().default('0.0.0.0'), port: port.default(8080) }).prefault({}),
+  listen: z.strictObject({
+    host: z.string().default('0.0.0.0'),
+    port: port.default(8080),
+    /** Peers (CIDRs) whose X-Forwarded-*, Forwarded and X-Real-IP are believed; from others they are removed. */
+    trusted_proxies: z.array(z.string().refine(isCidr, 'must be an IP address or CIDR, e.g. 10.0.0.0/8')).default([]),
+  }).prefault({}),
   admin: z.strictObject({
     enabled: z.boolean().default(true),
     host: z.string().default('127.0.0.1'),
     port: port.default(9090),
+    /** When set, every admin resource but /healthz and /readyz needs `Authorization: Bearer <token>`. */
+    // An empty value (`${SLUICE_ADMIN_TOKEN:-}`) means no token.
+    token: z.string().optional().transform((v) => (v === '' ? undefined : v))
+      .pipe(z.string().min(16, 'admin.token must be at least 16 characters').optional()),
+  }).prefault({}),
+  http: z.strictObject({
+    /** Encoded `/`, `\\`, NUL and invalid escapes in a path: refuse with 400 bad_path, or forward them encoded. */
+    ambiguous_paths: z.enum(['reject', 'forward']).default('reject'),
+    /** Header names with `_` are dropped (Gunicorn reads `X_Forwarded_For` as `X-Forwarded-For`). */
+    allow_underscore_headers: z.boolean().default(false),
+    /** Also send an RFC 7239 Forwarded header to the backend. */
+    forwarded_header: z.boolean().default(false),
   }).prefault({}),
   backend: z.strictObject({
     servers: z.array(z.strictObject({
@@ -119,6 +149,11 @@ export const configSchema = z.strictObject({
       recycle_queued: z.boolean().default(true),
     })).min(1, 'backend.servers needs at least one server'),
     timeouts: timeoutsSchema.prefault({}),
+    /** After `failures` consecutive connect failures/timeouts a server is skipped for `cooldown`, then probed; 0 = off. */
+    passive_health: z.strictObject({
+      failures: z.number().int().min(0).default(3),
+      cooldown: duration('10s'),
+    }).prefault({}),
   }),
   queue: z.strictObject({
     max_waiting: z.number().int().min(0).default(10_000),
@@ -134,6 +169,24 @@ export const configSchema = z.strictObject({
     client_body_timeout: duration('60s'),
     keep_alive_timeout: duration('75s'),
     temp_dir: z.string().optional(),
+    /** Time for a client to send the whole request head (slowloris); else 408 and close. */
+    header_timeout: duration('10s'),
+    /** Header lines in one request head; more: 431. */
+    max_header_count: z.number().int().min(1).default(100),
+    /** Client connections open at once; over it, new connections are closed at once. */
+    max_connections: z.number().int().min(1).default(10_000),
+    /** Requests of one connection in progress at once (pipelining); later ones wait their turn unread. */
+    pipeline_depth: z.number().int().min(1).default(16),
+    /** Total bytes of bodies held in memory; beyond it bodies spill to disk. */
+    buffer_memory: size('256MiB'),
+    /** Total bytes of spilled bodies; beyond it requests are refused with 503 buffer_full. */
+    buffer_disk: size('10GiB'),
+    /** Per client address (the forwarded one behind a trusted proxy); 0 = no limit. */
+    per_client: z.strictObject({
+      max_connections: z.number().int().min(0).default(0),
+      max_queued: z.number().int().min(0).default(0),
+      max_jobs: z.number().int().min(0).default(0),
+    }).prefault({}),
   }).prefault({}),
   routes: z.array(routeSchema).default([]),
   cache: z.strictObject({ max_bytes: size('256MiB') }).prefault({}),
@@ -141,6 +194,8 @@ export const configSchema = z.strictObject({
     store: z.enum(['sqlite', 'memory']).default('sqlite'),
     path: z.string().default('./data/sluice-jobs.db'),
     prefix: z.string().regex(/^\/.*\/$/, 'jobs.prefix must start and end with /').default('/_sluice/jobs/'),
+    /** Whether `Prefer: respond-async` makes a job on routes that do not say (routes with `job:` always do). */
+    prefer_async: z.enum(['ignore', 'allow']).default('ignore'),
   }).prefault({}),
   tracing: z.strictObject({
     exporter: z.enum(['none', 'otlp', 'console']).default('none'),

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
+import type { BufferBudget } from './buffer-budget.js';
 
 export class BufferedBody {
   private constructor(
@@ -14,6 +15,8 @@ export class BufferedBody {
     private readonly memory: Buffer | undefined,
     private readonly filePath: string | undefined,
     private readonly dir: string | undefined,
+    /** Gives back what this body took of a BufferBudget; once. */
+    private release: (() => void) | undefined = undefined,
   ) {}
 
   static empty(): BufferedBody {
@@ -48,6 +51,8 @@ export class BufferedBody {
   }
 
   async dispose(): Promise<void> {
+    this.release?.();
+    this.release = undefined;
     if (this.dir) await rm(this.dir, { recursive: true, force: true }).catch(() => {});
   }
 
@@ -58,13 +63,28 @@ export class BufferedBody {
    */
   static async collect(
     source: Readable,
-    options: { memoryLimit: number; maxBytes: number; tempDir?: string | undefined; onLimit: () => Error; keepSourceOnLimit?: boolean },
+    options: {
+      memoryLimit: number; maxBytes: number; tempDir?: string | undefined; onLimit: () => Error; keepSourceOnLimit?: boolean;
+      /** Aborting stops the collection with the signal's reason; the source is paused, not destroyed. */
+      signal?: AbortSignal;
+      /** Shared budgets: a body that does not fit in memory spills; one that does not fit on disk fails with `onFull()`. */
+      budget?: { readonly shared: BufferBudget; readonly onFull: () => Error };
+    },
   ): Promise<BufferedBody> {
     const chunks: Buffer[] = [];
     let size = 0;
     let file: WriteStream | undefined;
     let dir: string | undefined;
     let filePath: string | undefined;
+    const budget = options.budget?.shared;
+    let memoryTaken = 0;
+    let diskTaken = 0;
+    const giveBack = () => {
+      budget?.releaseMemory(memoryTaken);
+      budget?.releaseDisk(diskTaken);
+      memoryTaken = 0;
+      diskTaken = 0;
+    };
     try {
       await new Promise<void>((resolve, reject) => {
         // Once spilling, each chunk is written before the next is read (pause/resume), so
@@ -72,17 +92,29 @@ export class BufferedBody {
         let pending: Promise<void> = Promise.resolve();
         let spilling = false;
         const fail = (err: Error) => { cleanup(); reject(err); };
+        const stop = (err: Error) => {
+          if (options.keepSourceOnLimit) source.pause();
+          else source.destroy(err);
+          fail(err);
+        };
         const onData = (raw: Buffer | Uint8Array) => {
           const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
           size += chunk.length;
           if (size > options.maxBytes) {
-            const err = options.onLimit();
-            if (options.keepSourceOnLimit) source.pause();
-            else source.destroy(err);
-            fail(err);
+            stop(options.onLimit());
             return;
           }
-          if (!spilling && size > options.memoryLimit) {
+          if (!spilling && size <= options.memoryLimit && (!budget || budget.takeMemory(chunk.length))) {
+            memoryTaken += chunk.length;
+            chunks.push(chunk);
+            return;
+          }
+          if (budget && !budget.takeDisk(spilling ? chunk.length : size)) {
+            stop(options.budget!.onFull());
+            return;
+          }
+          diskTaken += spilling ? chunk.length : size;
+          if (!spilling) {
             spilling = true;
             const held = chunks.splice(0);
             pending = pending.then(async () => {
@@ -90,11 +122,10 @@ export class BufferedBody {
               filePath = join(dir, 'body');
               file = createWriteStream(filePath);
               for (const c of held) await write(file, c);
+              // The held chunks are on disk now: their memory budget is free again.
+              budget?.releaseMemory(memoryTaken);
+              memoryTaken = 0;
             });
-          }
-          if (!spilling) {
-            chunks.push(chunk);
-            return;
           }
           source.pause();
           pending = pending.then(() => write(file!, chunk)).then(() => { source.resume(); });
@@ -103,6 +134,7 @@ export class BufferedBody {
         const onEnd = () => { cleanup(); pending.then(resolve, reject); };
         const onError = (err: Error) => fail(err);
         const onClose = () => { if (!source.readableEnded) fail(new Error('stream closed before its end')); };
+        const onAbort = () => { source.pause(); fail(options.signal!.reason as Error); };
         const cleanup = () => {
           source.off('data', onData);
           source.off('end', onEnd);
@@ -111,20 +143,29 @@ export class BufferedBody {
           // reason) must not go unheard: an unheard 'error' ends the process.
           source.on('error', ignoreLateError);
           source.off('close', onClose);
+          options.signal?.removeEventListener('abort', onAbort);
         };
+        if (options.signal?.aborted) {
+          onAbort();
+          return;
+        }
+        options.signal?.addEventListener('abort', onAbort, { once: true });
         source.on('data', onData);
         source.on('end', onEnd);
         source.on('error', onError);
         source.on('close', onClose);
       });
+      const taken = { memory: memoryTaken, disk: diskTaken };
+      const release = budget ? () => { budget.releaseMemory(taken.memory); budget.releaseDisk(taken.disk); } : undefined;
       if (file) {
         const f = file as WriteStream;
         f.end();
         await once(f, 'finish');
-        return new BufferedBody(size, undefined, filePath, dir);
+        return new BufferedBody(size, undefined, filePath, dir, release);
       }
-      return new BufferedBody(size, Buffer.concat(chunks, size), undefined, undefined);
+      return new BufferedBody(size, Buffer.concat(chunks, size), undefined, undefined, release);
     } catch (err) {
+      giveBack();
       (file as WriteStream | undefined)?.destroy();
       if (dir) await rm(dir, { recursive: true, force: true }).catch(() => {});
       throw err;

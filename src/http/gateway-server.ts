@@ -1,36 +1,54 @@
 // The node:http adapter of the gateway port: limits on the request head, keep-alive with
-// clients, malformed requests answered 400/431 with a Sluice error body, and the count of
+// clients, malformed requests answered 400/408/431 with a Sluice error body, connection and
+// pipelining limits (connection-guard.ts), and the count of
 // requests in progress that graceful shutdown waits for.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { once } from 'node:events';
 import { errorBody, SluiceError } from '../errors.js';
 import type { SluiceConfig } from '../config/schema.js';
+import { ConnectionGuard } from './connection-guard.js';
 
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => Promise<void>;
+/** `connectionClosed` aborts when the client's connection closes, even before this request's turn to answer. */
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, connectionClosed: AbortSignal) => Promise<void>;
 
 export class GatewayServer {
   readonly server: Server;
   private active = 0;
   private idleWaiters: Array<() => void> = [];
 
-  constructor(limits: SluiceConfig['limits'], handler: RequestHandler) {
+  constructor(limits: SluiceConfig['limits'], handler: RequestHandler, exemptFromClientLimits: (address: string) => boolean = () => false) {
     this.server = createServer({
       maxHeaderSize: limits.max_header_bytes,
       keepAliveTimeout: limits.keep_alive_timeout,
       // Sluice enforces its own per-route body and total deadlines; Node's whole-request
       // timeout would cut off requests that are legitimately waiting in the queue.
       requestTimeout: 0,
-      headersTimeout: 30_000,
+      // Slowloris: the whole head within header_timeout, checked often enough to be on time.
+      headersTimeout: limits.header_timeout,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.header_timeout / 4))),
     });
+    // No silent truncation (node's default keeps the first 2,000 lines): every line is parsed,
+    // the head is bounded by max_header_bytes, and one with too many lines is refused (431).
+    this.server.maxHeadersCount = 0;
+    // Over it, node:http closes new connections at once; those already open keep working.
+    this.server.maxConnections = limits.max_connections;
+    const guard = new ConnectionGuard({
+      pipelineDepth: limits.pipeline_depth,
+      perClientConnections: limits.per_client.max_connections,
+      exempt: exemptFromClientLimits,
+    });
+    this.server.on('connection', (socket: Socket) => guard.accept(socket));
     const run = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
-      this.active++;
-      handler(req, res, expectsContinue)
-        .catch((err) => { if (!res.headersSent) res.writeHead(500).end(); else res.destroy(err as Error); })
-        .finally(() => {
-          this.active--;
-          if (this.active === 0) for (const wake of this.idleWaiters.splice(0)) wake();
-        });
+      guard.run(req, (connectionClosed) => {
+        this.active++;
+        return handler(req, res, expectsContinue, connectionClosed)
+          .catch((err) => { if (!res.headersSent) res.writeHead(500).end(); else res.destroy(err as Error); })
+          .finally(() => {
+            this.active--;
+            if (this.active === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+          });
+      });
     };
     this.server.on('request', (req, res) => run(req, res, false));
     // Answered with 100 only after admission, so an oversized upload is refused before it is sent.
@@ -68,15 +86,17 @@ export class GatewayServer {
   }
 }
 
+const REASONS = { headers_too_large: 'Request Header Fields Too Large', header_timeout: 'Request Timeout', bad_request: 'Bad Request' } as const;
+
 function rejectMalformed(err: NodeJS.ErrnoException, socket: Socket): void {
   if (!socket.writable || err.code === 'ECONNRESET') {
     socket.destroy();
     return;
   }
-  const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request';
+  const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'header_timeout' : 'bad_request';
   const error = new SluiceError(code, err.code);
   const body = errorBody(error, '-');
-  const reason = code === 'headers_too_large' ? 'Request Header Fields Too Large' : 'Bad Request';
+  const reason = REASONS[code];
   socket.end(
     `HTTP/1.1 ${error.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
     `X-Sluice-Error: ${code}\r\nConnection: close\r\n\r\n${body}`,

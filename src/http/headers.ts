@@ -1,6 +1,7 @@
 // Header rules of a proxy (RFC 9110 §7.6): hop-by-hop headers, including every header the
 // Connection header names, apply to one connection only and are never forwarded.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { forwardedNode, forwardedQuoted, removeUntrusted } from './forwarded.js';
 
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
@@ -27,19 +28,38 @@ export function endToEndHeaders(headers: IncomingHttpHeaders | HeaderMap): Heade
 }
 
 export interface ForwardingFacts {
+  /** The TCP peer, appended to X-Forwarded-For. */
   readonly clientAddress: string;
   readonly protocol: 'http' | 'https';
   readonly host: string | undefined;
   readonly via: string;
+  /** The peer is a trusted proxy (listen.trusted_proxies): its X-Forwarded-* and Forwarded are kept. Default: not. */
+  readonly peerTrusted?: boolean;
+  /** http.allow_underscore_headers. Default: names with `_` are dropped. */
+  readonly allowUnderscoreHeaders?: boolean;
+  /** http.forwarded_header: also send RFC 7239 Forwarded. */
+  readonly forwardedHeader?: boolean;
 }
 
-/** Request headers for the backend: end-to-end headers plus X-Forwarded-* and Via. */
+/**
+ * Request headers for the backend: end-to-end headers without what the peer may not assert
+ * (src/http/forwarded.ts), plus Sluice's own X-Forwarded-* and Via.
+ */
 export function upstreamRequestHeaders(headers: IncomingHttpHeaders, facts: ForwardingFacts): HeaderMap {
-  const out = endToEndHeaders(headers);
-  const priorFor = headers['x-forwarded-for'];
-  out['x-forwarded-for'] = priorFor ? `${String(priorFor)}, ${facts.clientAddress}` : facts.clientAddress;
-  out['x-forwarded-proto'] = facts.protocol;
-  if (facts.host) out['x-forwarded-host'] = facts.host;
+  const trusted = facts.peerTrusted === true;
+  const out = removeUntrusted(endToEndHeaders(headers), trusted, facts.allowUnderscoreHeaders === true);
+  const prior = (name: string) => (trusted ? firstHeader(headers[name]) : undefined);
+  const priorFor = trusted ? [headers['x-forwarded-for']].flat().filter(Boolean).join(', ') : '';
+  out['x-forwarded-for'] = priorFor ? `${priorFor}, ${facts.clientAddress}` : facts.clientAddress;
+  const proto = prior('x-forwarded-proto') ?? facts.protocol;
+  out['x-forwarded-proto'] = proto;
+  const host = prior('x-forwarded-host') ?? facts.host;
+  if (host) out['x-forwarded-host'] = host;
+  if (facts.forwardedHeader) {
+    const ours = `for=${forwardedNode(facts.clientAddress)};proto=${proto}${facts.host ? `;host=${forwardedQuoted(facts.host)}` : ''}`;
+    const priorForwarded = trusted ? [headers['forwarded']].flat().filter(Boolean).join(', ') : '';
+    out['forwarded'] = priorForwarded ? `${priorForwarded}, ${ours}` : ours;
+  }
   out['via'] = appendVia(headers['via'], facts.via);
   // The body is sent whole with a Content-Length; the client's framing does not apply.
   delete out['content-length'];

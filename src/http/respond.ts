@@ -10,6 +10,7 @@ import { BufferedBody } from './body-buffer.js';
 import { clientResponseHeaders } from './headers.js';
 
 const BODYLESS_STATUSES = new Set([204, 304]);
+const BODY_ABANDONED = new Set(['body_too_large', 'client_body_timeout', 'buffer_full']);
 
 /**
  * Server-Timing: where the request's time went, up to the moment the response head is
@@ -90,6 +91,7 @@ export function writeError(ctx: RequestContext, err: SluiceError): void {
   }
   const body = errorBody(err, ctx.id);
   const headers: OutgoingHttpHeaders = {
+    ...err.headers,
     ...commonHeaders(ctx),
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
@@ -97,7 +99,8 @@ export function writeError(ctx: RequestContext, err: SluiceError): void {
     'x-sluice-error': err.code,
   };
   if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
-  if (ctx.method !== 'HEAD' && !res.req.readableEnded && err.status === 413) headers['connection'] = 'close';
+  // The rest of an unread body would be taken for the next request: close instead.
+  if (ctx.method !== 'HEAD' && !res.req.readableEnded && BODY_ABANDONED.has(err.code)) headers['connection'] = 'close';
   res.writeHead(err.status, headers);
   ctx.bytesSent = ctx.method === 'HEAD' ? 0 : Buffer.byteLength(body);
   res.end(ctx.method === 'HEAD' ? undefined : body);

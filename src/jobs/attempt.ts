@@ -108,6 +108,9 @@ function backendHeaders(plan: AttemptPlan, via: string): HeaderMap {
     protocol: 'http',
     host: firstHeader(stored['host']),
     via,
+    // Untrusted forwarding headers and `_` names were removed when the job was submitted.
+    peerTrusted: true,
+    allowUnderscoreHeaders: true,
   });
   headers['idempotency-key'] ??= plan.jobId;
   return headers;

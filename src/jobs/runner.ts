@@ -34,7 +34,7 @@ class Lane {
   restUntil = 0;
   serviceMs: number | undefined;
 
-  constructor(readonly settings: JobSettings, queue: SlotQueue) {
+  constructor(public settings: JobSettings, queue: SlotQueue) {
     this.group = queue.group(`job:${settings.route.name}`, { maxSlots: settings.job.max_slots });
   }
 
@@ -44,7 +44,7 @@ class Lane {
 }
 
 export interface RunnerOptions {
-  readonly config: CompiledConfig;
+  config: CompiledConfig;
   readonly queue: SlotQueue;
   readonly attemptEnv: AttemptEnv;
   readonly store: () => JobStore;
@@ -63,6 +63,16 @@ export class JobRunner {
   private stopping = false;
 
   constructor(private readonly options: RunnerOptions) {}
+
+  /** A reload: jobs claimed from now on run with the new route settings and caps. */
+  reconfigure(config: CompiledConfig): void {
+    this.options.config = config;
+    for (const [name, lane] of this.lanes) {
+      lane.settings = this.settings(name);
+      this.options.queue.reconfigureGroup(`job:${name}`, { maxSlots: lane.settings.job.max_slots, reservedSlots: 0 });
+      this.poke(name);
+    }
+  }
 
   /** The route and job settings a job of this route runs with (defaults for Prefer jobs). */
   settings(routeName: string): JobSettings {

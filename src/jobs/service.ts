@@ -11,6 +11,7 @@ import type { HeaderMap } from '../http/headers.js';
 import type { SlotQueue } from '../slots/slot-queue.js';
 import { NO_JOB_TRACING, type JobTracer } from '../telemetry/job-tracing.js';
 import type { BackendPools } from '../upstream/backend-pools.js';
+import { LiveJobs } from './live-jobs.js';
 import { MemoryJobStore } from './memory-store.js';
 import { JobRunner } from './runner.js';
 import { SqliteJobStore } from './sqlite-store.js';
@@ -40,6 +41,8 @@ export interface Submission {
   /** End-to-end client headers, already without the async preferences. */
   readonly headers: HeaderMap;
   readonly clientAddress: string;
+  /** The original client (behind trusted proxies), for limits.per_client.max_jobs. */
+  readonly client?: string;
   readonly body: Buffer;
 }
 
@@ -66,6 +69,7 @@ export class JobService {
   private store: JobStore | undefined;
   private readonly runner: JobRunner;
   private readonly watchers = new Map<string, Set<() => void>>();
+  private readonly live = new LiveJobs();
   private readonly now: () => number;
   private readonly warn: (message: string, err?: unknown) => void;
   private sweeper: NodeJS.Timeout | undefined;
@@ -105,6 +109,12 @@ export class JobService {
     for (const route of this.store.queuedRoutes()) this.runner.poke(route);
   }
 
+  /** A reload: new route settings for submissions and for jobs claimed from now on. */
+  reconfigure(config: CompiledConfig): void {
+    (this.options as { config: CompiledConfig }).config = config;
+    this.runner.reconfigure(config);
+  }
+
   /** Whether every request on this route becomes a job (others do when the client prefers it). */
   isJobRoute(route: CompiledRoute): boolean {
     return route.job !== undefined;
@@ -131,6 +141,7 @@ export class JobService {
       if (existing && existing.fingerprint !== fingerprint) {
         throw new SluiceError('idempotency_key_reused', `this key belongs to a different ${existing.method} request`);
       }
+      if (!existing) this.checkQuota(route, submission.client ?? submission.clientAddress);
       const id = randomBytes(ID_BYTES).toString('base64url');
       stored = existing ? { job: existing, created: false } : store.insert({
         id, route: route.name, idempotencyKey: idempotencyKey ?? null, fingerprint, createdAt: now,
@@ -142,7 +153,10 @@ export class JobService {
       throw new SluiceError('job_store_failed', (err as Error).message, { cause: err });
     }
     // Stored: from here on nothing may turn the answer into an error, or the client would resubmit.
-    if (stored.created) this.runner.poke(route.name);
+    if (stored.created) {
+      this.live.add(stored.job.id, route.name, submission.client ?? submission.clientAddress);
+      this.runner.poke(route.name);
+    }
     return { view: this.viewOrBare(stored.job), created: stored.created };
   }
 
@@ -276,7 +290,23 @@ export class JobService {
     }
   }
 
+  /** Refuses a new job over its route's job.max_queued or its client's per_client.max_jobs. */
+  private checkQuota(route: CompiledRoute, client: string): void {
+    const { job } = this.runner.settings(route.name);
+    if (this.live.ofRoute(route.name) >= job.max_queued) {
+      throw new SluiceError('jobs_full', `route ${route.name} allows ${job.max_queued}`, { retryAfterSeconds: 5 });
+    }
+    const perClient = this.options.config.raw.limits.per_client.max_jobs;
+    if (perClient > 0 && this.live.ofClient(client) >= perClient) {
+      throw new SluiceError('client_limit', `${perClient} unfinished jobs per client (limits.per_client.max_jobs)`, { retryAfterSeconds: 5 });
+    }
+  }
+
   private notify(id: string): void {
+    if (this.live.has(id)) {
+      const job = this.get(id);
+      if (!job || FINAL_STATES.has(job.state)) this.live.remove(id);
+    }
     for (const check of [...(this.watchers.get(id) ?? [])]) check();
   }
 }

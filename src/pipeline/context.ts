@@ -6,6 +6,7 @@ import type { CompiledRoute } from '../config/compile.js';
 import type { SluiceError } from '../errors.js';
 import type { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
+import type { PeerFacts } from '../http/forwarded.js';
 import type { SlotLease } from '../slots/slot-queue.js';
 import type { CacheLookupState } from '../cache/lookup-state.js';
 import type { Leadership } from '../coalesce/coalescer.js';
@@ -37,7 +38,12 @@ export interface RequestContext {
   /** Wall-clock start, for logs. */
   readonly startedAtEpochMs: number;
   readonly method: string;
+  /** The normalized path (src/routing/normalize-path.ts): forwarded and used in keys. */
   readonly pathname: string;
+  /** `pathname` with every escape decoded, as the backend will see it: what routes match. */
+  readonly matchPath: string;
+  /** The TCP peer, whether it is a trusted proxy, and the original client's address. */
+  readonly peer: PeerFacts;
   /** Including the leading `?`, or empty. */
   readonly search: string;
   /** The client sent `Expect: 100-continue`; 100 is written only once the request is admitted. */

@@ -4,6 +4,9 @@ import type { SlotQueue } from '../slots/slot-queue.js';
 import type { BackendPools } from '../upstream/backend-pools.js';
 import type { RequestContext } from './context.js';
 import type { HeaderMap } from '../http/headers.js';
+import type { ForwardingPolicy } from '../http/forwarded.js';
+import type { BufferBudget } from '../http/buffer-budget.js';
+import type { PerClientCounter } from '../http/client-limits.js';
 import type { JobService } from '../jobs/service.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import type { Coalescer } from '../coalesce/coalescer.js';
@@ -28,6 +31,12 @@ export interface PipelineDeps {
   readonly observers: readonly RequestObserver[];
   /** The Via token Sluice adds, e.g. `1.1 sluice`. */
   readonly via: string;
+  /** Trusted proxies and which client headers a backend may believe. */
+  readonly forwarding: ForwardingPolicy;
+  /** limits.buffer_memory / buffer_disk, shared by every buffered request body; absent: unbounded. */
+  readonly buffers?: BufferBudget;
+  /** Requests each client has waiting for a slot (limits.per_client.max_queued); absent: no limit. */
+  readonly queuedPerClient?: PerClientCounter;
   /** Long jobs: submission (admit), the job resources, and their execution. */
   readonly jobs: JobService;
   /** The response cache (lookupCache, storeResponse); absent: nothing is cached. */

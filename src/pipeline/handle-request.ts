@@ -5,6 +5,8 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SluiceError, toSluiceError } from '../errors.js';
 import { firstHeader } from '../http/headers.js';
+import { normalizeTarget, type NormalizedTarget } from '../routing/normalize-path.js';
+import { headProblem } from '../http/connection-guard.js';
 import { writeError, writeResponse } from '../http/respond.js';
 import type { PhaseName, RequestContext } from './context.js';
 import type { PipelineDeps } from './deps.js';
@@ -34,12 +36,16 @@ const JOB_RESOURCE_PHASES: ReadonlyArray<readonly [PhaseName, Phase]> = [['jobRe
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps, expectsContinue = false): Promise<void> {
-  const ctx = receive(req, res, expectsContinue);
+export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps, expectsContinue = false, connectionClosed?: AbortSignal): Promise<void> {
+  const target = normalizeTarget(req.url ?? '/', deps.config.raw.http.ambiguous_paths);
+  const ctx = receive(req, res, expectsContinue, deps, 'error' in target ? undefined : target, connectionClosed);
   const deadline = new AbortController();
   let deadlineTimer: NodeJS.Timeout | undefined;
   for (const observer of deps.observers) observer.onStart?.(ctx);
   try {
+    if ('error' in target) throw new SluiceError('bad_path', target.error);
+    const refused = headProblem(req, deps.config.raw.limits.max_header_count);
+    if (refused) throw refused;
     const phases = ctx.pathname.startsWith(deps.jobs.prefix) ? JOB_RESOURCE_PHASES : PHASES;
     for (const [name, phase] of phases) {
       const timing = { name, startMs: performance.now(), endMs: 0 };
@@ -71,21 +77,26 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
   for (const observer of deps.observers) observer.onDone?.(ctx);
 }
 
-function receive(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): RequestContext {
+function receive(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, deps: PipelineDeps, target: NormalizedTarget | undefined, connectionClosed: AbortSignal | undefined): RequestContext {
   const client = new AbortController();
   // The client is gone if its connection closes before the response has been fully written.
-  res.once('close', () => {
+  const gone = () => {
     if (!res.writableFinished) client.abort(new SluiceError('client_closed'));
-  });
-  const url = new URL(req.url ?? '/', 'http://sluice.invalid');
+  };
+  res.once('close', gone);
+  if (connectionClosed?.aborted) gone();
+  connectionClosed?.addEventListener('abort', gone, { once: true });
+  res.once('finish', () => connectionClosed?.removeEventListener('abort', gone));
   const offered = firstHeader(req.headers['x-request-id']);
   const startedAt = performance.now();
   return {
     id: offered && REQUEST_ID_PATTERN.test(offered) ? offered : randomUUID(),
     req, res, startedAt, startedAtEpochMs: Date.now(),
     method: (req.method ?? 'GET').toUpperCase(),
-    pathname: url.pathname,
-    search: url.search,
+    pathname: target?.path ?? '/',
+    matchPath: target?.matchPath ?? '/',
+    search: target?.search ?? '',
+    peer: deps.forwarding.peer(req.socket.remoteAddress, req.headers),
     expectsContinue,
     clientSignal: client.signal,
     workSignal: client.signal,

@@ -4,12 +4,15 @@
 // per-group caps (max_slots) and shares other groups cannot take (reserved_slots).
 //
 // Invariants:
-// - busy(server) <= slots(server) at all times; leases are released exactly once.
+// - busy(server) <= slots(server) at all times, except after a reload lowered slots: then
+//   no lease is granted on that server until enough running requests have finished.
+// - leases are released exactly once.
 // - a waiter is in exactly one class set until it is granted, times out, is shed or aborts.
 // - an aborted or timed-out waiter never receives a lease.
 import { SluiceError } from '../errors.js';
 import { PRIORITY_CLASSES } from '../config/schema.js';
 import { DrainEstimator } from './drain-estimator.js';
+import { ServerHealth } from './server-health.js';
 
 export interface SlotServer {
   readonly index: number;
@@ -82,8 +85,10 @@ export class SlotQueue {
 
   constructor(
     servers: readonly { url: string; slots: number }[],
-    private readonly options: QueueOptions,
+    private options: QueueOptions,
     private readonly now: () => number = () => performance.now(),
+    /** Passive health: grants skip ejected servers (src/slots/server-health.ts). */
+    readonly health: ServerHealth = new ServerHealth({ failures: 0, cooldownMs: 0 }),
   ) {
     this.servers = servers.map((s, index) => ({ index, url: s.url, slots: s.slots, busy: 0 }));
     this.estimator = new DrainEstimator(now);
@@ -109,6 +114,28 @@ export class SlotQueue {
       this.groups.set(name, group);
     }
     return group;
+  }
+
+  /**
+   * A reload: new queue options, slot counts (a lowered count takes effect as running
+   * requests finish; nothing is cut off) and group caps. Waiters stay where they are.
+   */
+  reconfigure(options: QueueOptions, slots: ReadonlyMap<string, number>, groups: ReadonlyArray<{ name: string; maxSlots: number | undefined; reservedSlots: number }>): void {
+    this.options = options;
+    for (const server of this.servers) {
+      const next = slots.get(server.url);
+      if (next !== undefined) (server as { slots: number }).slots = next;
+    }
+    for (const caps of groups) {
+      const group = this.group(caps.name, caps) as { maxSlots: number | undefined; reservedSlots: number };
+      group.maxSlots = caps.maxSlots;
+      group.reservedSlots = caps.reservedSlots;
+    }
+    this.dispatch();
+  }
+
+  reconfigureGroup(name: string, caps: { maxSlots: number | undefined; reservedSlots: number }): void {
+    this.reconfigure(this.options, new Map(), [{ name, ...caps }]);
   }
 
   /** Resolves with a lease, or rejects with queue_full / queue_shed / queue_timeout / client_closed. */
@@ -208,8 +235,18 @@ export class SlotQueue {
     return ahead;
   }
 
+  /** Servers a grant may use: the available ones, or all of them when none is. */
+  private usableServers(): readonly SlotServer[] {
+    if (!this.health.enabled) return this.servers;
+    const usable = this.servers.filter((s) => this.health.available(s.url));
+    return usable.length > 0 ? usable : this.servers;
+  }
+
   private canRun(group: SlotGroup): boolean {
-    const free = this.totalSlots - this.busySlots;
+    const usable = this.usableServers();
+    const free = usable === this.servers
+      ? this.totalSlots - this.busySlots
+      : usable.reduce((sum, s) => sum + Math.max(0, s.slots - s.busy), 0);
     if (free <= 0) return false;
     if (group.maxSlots !== undefined && group.inflight >= group.maxSlots) return false;
     // Slots still owed to other groups' reservations are not free for this one.
@@ -222,6 +259,7 @@ export class SlotQueue {
 
   private grant(request: AcquireRequest, enqueuedAt: number, position: number): SlotLease {
     const server = this.pickServer();
+    this.health.granted(server.url);
     server.busy++;
     request.group.inflight++;
     const startedAt = this.now();
@@ -246,8 +284,9 @@ export class SlotQueue {
 
   /** The server with the most free slots; ties go to the first listed. */
   private pickServer(): SlotServer {
-    let best = this.servers[0]!;
-    for (const server of this.servers) {
+    const usable = this.usableServers();
+    let best = usable[0]!;
+    for (const server of usable) {
       if (server.slots - server.busy > best.slots - best.busy) best = server;
     }
     return best;

@@ -60,7 +60,7 @@ describe('config loading', () => {
 describe('route compilation', () => {
   it('matches first route wins with * globs and methods, falling back to the default route', () => {
     const config = compileConfig(parseConfigText(`${BACKEND}routes:
-  - { name: items-read, match: { path: /api/items/*, methods: [GET] } }
+  - { name: items-read, match: { path: /api/items/*, methods: [GET], fallthrough: true } }
   - { name: api, match: { path: /api/* } }
 `, 'f.yaml', {}));
     expect(findRoute(config.routes, 'GET', '/api/items/1')?.name).toBe('items-read');

@@ -32,7 +32,10 @@ export async function backend(opts: Partial<TestBackendOptions> = {}): Promise<T
 export async function sluice(yaml: string): Promise<RunningSluice> {
   // Tests never share the default on-disk job store; those that test durability say so.
   const jobs = /^jobs:/m.test(yaml) ? '' : 'jobs: { store: memory }\n';
-  const text = `listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\nlogging: { level: silent, access_log: false }\n${jobs}${yaml}`;
+  // A test that sets listen or admin itself (trusted_proxies, token) keeps port 0 there.
+  const listen = /^listen:/m.test(yaml) ? '' : 'listen: { host: 127.0.0.1, port: 0 }\n';
+  const admin = /^admin:/m.test(yaml) ? '' : 'admin: { host: 127.0.0.1, port: 0 }\n';
+  const text = `${listen}${admin}logging: { level: silent, access_log: false }\n${jobs}${yaml}`;
   const app = createApp(compileConfig(parseConfigText(text, 'test.yaml', {})));
   const { port, adminPort } = await app.listen();
   return {

@@ -20,14 +20,15 @@ routes:
     timeout: 120s
     job: { max_slots: 2 }
   - name: cancelable
-    match: { path: /api/echo, methods: [PUT] }
+    match: { path: /api/echo, methods: [PUT], fallthrough: true }
     job: { max_slots: 1 }
   - name: short-lived
-    match: { path: /api/echo, methods: [PATCH] }
+    match: { path: /api/echo, methods: [PATCH], fallthrough: true }
     job: { result_ttl: 1s }
   - name: api
     match: { path: /api/* }
     timeout: 30s
+    prefer_async: allow
 `);
 });
 

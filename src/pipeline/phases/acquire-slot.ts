@@ -8,6 +8,7 @@ export async function acquireSlot(ctx: RequestContext, deps: PipelineDeps): Prom
   const route = ctx.route!;
   const remaining = Math.max(0, ctx.deadlineAt - performance.now());
   const started = performance.now();
+  const giveBack = deps.queuedPerClient?.take(ctx.peer.clientAddress);
   try {
     ctx.lease = await deps.queue.acquire({
       group: deps.queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots }),
@@ -17,6 +18,7 @@ export async function acquireSlot(ctx: RequestContext, deps: PipelineDeps): Prom
       info: { requestId: ctx.id, method: ctx.method, path: ctx.pathname, followers: () => ctx.leadership?.followers ?? 0 },
     });
   } finally {
+    giveBack?.();
     ctx.timings.queueMs += performance.now() - started;
   }
   const lease = ctx.lease;

@@ -1,8 +1,12 @@
 // Admission: checks that need only the request head, before any body byte is read and
 // before Expect: 100-continue is answered. Here too a request becomes a job — on a route
-// with `job:`, or when the client sends `Prefer: respond-async` — and is answered 202.
+// with `job:`, or when the client sends `Prefer: respond-async` on a route that allows it
+// (prefer_async) — and is answered 202.
 import { SluiceError } from '../../errors.js';
 import { endToEndHeaders, firstHeader } from '../../http/headers.js';
+import { removeUntrusted } from '../../http/forwarded.js';
+import { jobDefaults } from '../../config/schema.js';
+import { scopedIdempotencyKey } from '../../jobs/idempotency-scope.js';
 import { parsePrefer, stripAsyncPreferences, type AsyncPreference } from '../../jobs/prefer.js';
 import { acceptedResponse, resultResponse, serveJobResource } from '../../jobs/resources.js';
 import { FINAL_STATES } from '../../jobs/types.js';
@@ -21,7 +25,7 @@ export async function admit(ctx: RequestContext, deps: PipelineDeps): Promise<Ph
     throw new SluiceError('body_too_large', `${declared} bytes declared, route ${route.name} allows ${route.maxBodyBytes}`);
   }
   const prefer = parsePrefer(ctx.req.headers['prefer']);
-  if (deps.jobs.isJobRoute(route) || prefer.respondAsync) return submitJob(ctx, deps, prefer);
+  if (deps.jobs.isJobRoute(route) || (prefer.respondAsync && route.preferAsync)) return submitJob(ctx, deps, prefer);
   return 'continue';
 }
 
@@ -38,10 +42,12 @@ async function submitJob(ctx: RequestContext, deps: PipelineDeps, prefer: AsyncP
     route,
     method: ctx.method,
     target: ctx.pathname + ctx.search,
-    headers: stripAsyncPreferences(endToEndHeaders(ctx.req.headers)),
-    clientAddress: ctx.req.socket.remoteAddress ?? 'unknown',
+    // Stored as the backend may see them: the attempt trusts what was kept here.
+    headers: removeUntrusted(stripAsyncPreferences(endToEndHeaders(ctx.req.headers)), ctx.peer.peerTrusted, deps.forwarding.allowUnderscoreHeaders),
+    clientAddress: ctx.peer.peerAddress,
+    client: ctx.peer.clientAddress,
     body: await body.toBuffer(),
-  }, firstHeader(ctx.req.headers['idempotency-key']), (jobId) => deps.jobs.tracer.submitted(ctx, jobId));
+  }, scopedIdempotencyKey(firstHeader(ctx.req.headers['idempotency-key']), ctx.req.headers, (route.job ?? jobDefaults()).idempotency_scope), (jobId) => deps.jobs.tracer.submitted(ctx, jobId));
   ctx.jobId = view.job.id;
   ctx.annotations['sluice.job.submission'] = created ? 'created' : 'existing';
 

@@ -12,10 +12,13 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
   const lease = ctx.lease!;
   const limits = deps.config.raw.limits;
   const headers = upstreamRequestHeaders(ctx.req.headers, {
-    clientAddress: ctx.req.socket.remoteAddress ?? 'unknown',
+    clientAddress: ctx.peer.peerAddress,
     protocol: 'http',
     host: ctx.req.headers.host,
     via: deps.via,
+    peerTrusted: ctx.peer.peerTrusted,
+    allowUnderscoreHeaders: deps.forwarding.allowUnderscoreHeaders,
+    forwardedHeader: deps.forwarding.forwardedHeader,
   });
   for (const observer of deps.observers) observer.beforeUpstream?.(ctx, headers);
   ctx.backendServer = lease.server.url;
@@ -36,7 +39,11 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
     });
     const durationMs = performance.now() - started;
     for (const observer of deps.observers) observer.afterUpstream?.(ctx, { status: ctx.response.status, durationMs });
+    deps.queue.health.record(lease.server.url, false);
   } catch (err) {
+    const code = (err as { code?: string }).code;
+    // Only connect errors say the server is down; a timeout or reset may be one slow request.
+    if (code === 'upstream_connect_failed' || code === 'connect_timeout') deps.queue.health.record(lease.server.url, true);
     const durationMs = performance.now() - started;
     for (const observer of deps.observers) observer.afterUpstream?.(ctx, { errorCode: (err as { code?: string }).code ?? 'internal', durationMs });
     throw err;

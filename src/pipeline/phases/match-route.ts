@@ -1,12 +1,17 @@
 import { SluiceError } from '../../errors.js';
-import { findRoute } from '../../routing/match-route.js';
+import { resolveRoute } from '../../routing/match-route.js';
 import type { RequestContext } from '../context.js';
 import type { PipelineDeps } from '../deps.js';
 import type { PhaseResult } from './phase.js';
 
 export function matchRoute(ctx: RequestContext, deps: PipelineDeps): PhaseResult {
-  const route = findRoute(deps.config.routes, ctx.method, ctx.pathname);
+  const found = resolveRoute(deps.config.routes, ctx.method, ctx.matchPath);
+  if (found?.allow) {
+    throw new SluiceError('method_not_allowed', `${ctx.method} ${ctx.pathname}`, { headers: { allow: found.allow.join(', ') } });
+  }
+  const route = found?.route;
   if (!route) throw new SluiceError('not_found', `no route for ${ctx.method} ${ctx.pathname}`);
+  if (route.deny) throw new SluiceError('route_denied', `route ${route.name}`);
   ctx.route = route;
   ctx.deadlineAt = ctx.startedAt + route.totalTimeoutMs;
   return 'continue';

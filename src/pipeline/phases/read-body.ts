@@ -21,8 +21,10 @@ export async function readRequestBody(ctx: RequestContext, deps: PipelineDeps): 
   const route = ctx.route!;
   if (ctx.expectsContinue) ctx.res.writeContinue();
   if (ctx.req.readableEnded) return BufferedBody.empty();
+  // Late: answered 408 (and the connection closed, its framing is lost), not a silent reset.
+  const late = new AbortController();
   const timer = setTimeout(() => {
-    ctx.req.destroy(new SluiceError('client_body_timeout', `no complete body within ${limits.client_body_timeout}ms`));
+    late.abort(new SluiceError('client_body_timeout', `no complete body within ${limits.client_body_timeout}ms`));
   }, Math.min(limits.client_body_timeout, Math.max(0, ctx.deadlineAt - performance.now())));
   try {
     return await BufferedBody.collect(ctx.req, {
@@ -31,6 +33,11 @@ export async function readRequestBody(ctx: RequestContext, deps: PipelineDeps): 
       tempDir: limits.temp_dir,
       keepSourceOnLimit: true,
       onLimit: () => new SluiceError('body_too_large', `route ${route.name} allows ${route.maxBodyBytes} bytes`),
+      signal: late.signal,
+      budget: deps.buffers && {
+        shared: deps.buffers,
+        onFull: () => new SluiceError('buffer_full', `limits.buffer_disk (${deps.buffers!.diskMax} bytes) is in use`, { retryAfterSeconds: 5 }),
+      },
     });
   } catch (err) {
     if (err instanceof SluiceError) throw err;
