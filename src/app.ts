@@ -19,6 +19,7 @@ import { Coalescer } from './coalesce/coalescer.js';
 import type { SharedAnswer } from './coalesce/shared-answer.js';
 import { registerCacheAdmin } from './admin/cache-admin.js';
 import { readPathUpstreamHeaders } from './pipeline/phases/lookup-cache.js';
+import { listenFailure } from './errors.js';
 
 export interface SluiceApp {
   readonly config: CompiledConfig;
@@ -87,8 +88,12 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     async listen() {
       telemetry.start();
       jobs.start();
-      const port = await gateway.listen(raw.listen.port, raw.listen.host);
-      const adminPort = raw.admin.enabled ? await admin.listen(raw.admin.port, raw.admin.host) : undefined;
+      const port = await gateway.listen(raw.listen.port, raw.listen.host)
+        .catch((err: unknown) => { throw listenFailure(err, 'gateway', '--port or listen.port'); });
+      const adminPort = raw.admin.enabled
+        ? await admin.listen(raw.admin.port, raw.admin.host)
+          .catch((err: unknown) => { throw listenFailure(err, 'admin server', '--admin-port or admin.port'); })
+        : undefined;
       admin.setReady(true);
       return { port, adminPort };
     },

@@ -80,3 +80,28 @@ export function errorBody(err: SluiceError, requestId: string): string {
     error: { code: err.code, message: err.message, source: err.source, retryable: err.retryable, request_id: requestId },
   }) + '\n';
 }
+
+/**
+ * A reason Sluice cannot start that the operator can fix (a port in use, a job store held
+ * by another process): printed as one line, exit 1, no stack trace.
+ */
+export class StartupError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}
+
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'address already in use (another process holds the port)',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'address not available on this machine',
+};
+
+/** Turns a failed listen() into a StartupError naming the address and the setting to change. */
+export function listenFailure(err: unknown, what: string, setting: string): unknown {
+  const { code, address, port } = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  const reason = code !== undefined ? LISTEN_FAILURES[code] : undefined;
+  if (!reason) return err;
+  return new StartupError(`cannot listen for the ${what} on ${address ?? '?'}:${port ?? '?'}: ${reason}; choose another with ${setting}`, { cause: err });
+}

@@ -1,9 +1,11 @@
 // `sluice start`: load the config once, build the app, listen, and shut down gracefully on
-// SIGTERM/SIGINT (a second signal exits at once).
+// SIGTERM/SIGINT (a second signal exits at once). SIGHUP must never kill the gateway: a
+// closed terminal or a service manager's reload sends it while traffic is flowing.
 import { compileConfig } from './config/compile.js';
 import { ConfigError, loadConfigFile, parseConfigObject } from './config/load.js';
 import type { SluiceConfig } from './config/schema.js';
 import { createApp } from './app.js';
+import { StartupError } from './errors.js';
 
 export interface StartFlags {
   config?: string | undefined;
@@ -33,7 +35,9 @@ export function resolveConfig(flags: StartFlags, env: NodeJS.ProcessEnv): Sluice
   };
   if (flags.config) return loadConfigFile(flags.config, env, applyFlags);
   if (!flags.backend) throw new ConfigError(['<flags>: give --config FILE, or --backend URL (with --slots N) to run without a file']);
-  const raw: Record<string, unknown> = {};
+  // Without a file there is no place the operator chose for a job store; a file in the
+  // current directory would be shared by every quick-flag instance started there.
+  const raw: Record<string, unknown> = { jobs: { store: 'memory' } };
   applyFlags(raw);
   return parseConfigObject(raw);
 }
@@ -50,7 +54,11 @@ export async function startCommand(flags: StartFlags): Promise<void> {
     throw err;
   }
   const app = createApp(compileConfig(config));
-  const { port, adminPort } = await app.listen();
+  const { port, adminPort } = await app.listen().catch((err: unknown) => {
+    if (!(err instanceof StartupError)) throw err;
+    process.stderr.write(`sluice: ${err.message}\n`);
+    process.exit(1);
+  });
   const host = config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host;
   process.stdout.write(`sluice listening on http://${host}:${port} -> ${config.backend.servers.map((s) => `${s.url} (${s.slots} slots)`).join(', ')}\n`);
   if (adminPort !== undefined) process.stdout.write(`sluice admin on http://${config.admin.host}:${adminPort}/status\n`);
@@ -73,4 +81,7 @@ export async function startCommand(flags: StartFlags): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    process.stderr.write('sluice: SIGHUP received; config reload is not implemented yet, still running with the config read at start (restart to apply changes)\n');
+  });
 }

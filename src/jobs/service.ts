@@ -139,7 +139,9 @@ export class JobService {
       }, now);
     } catch (err) {
       if (err instanceof SluiceError) throw err;
-      throw new SluiceError('job_store_failed', (err as Error).message, { cause: err });
+      // The store's own message names files on this machine: it goes to the log, not to the client.
+      this.warn('job store failed', err);
+      throw new SluiceError('job_store_failed', undefined, { cause: err });
     }
     // Stored: from here on nothing may turn the answer into an error, or the client would resubmit.
     if (stored.created) this.runner.poke(route.name);
