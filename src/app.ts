@@ -20,6 +20,7 @@ import type { SharedAnswer } from './coalesce/shared-answer.js';
 import { registerCacheAdmin } from './admin/cache-admin.js';
 import { readPathUpstreamHeaders } from './pipeline/phases/lookup-cache.js';
 import { listenFailure } from './errors.js';
+import { BackendHealth } from './upstream/backend-health.js';
 
 export interface SluiceApp {
   readonly config: CompiledConfig;
@@ -41,6 +42,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed });
   // Declared up front: a reservation must hold before its route's first request arrives.
   for (const route of config.routes) queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots });
+  const health = new BackendHealth(raw.backend.servers.map((s) => s.url), { connectTimeoutMs: raw.backend.timeouts.connect });
   const telemetry = new Telemetry(raw, queue);
   const pools = new BackendPools(raw.backend, (message, details) => telemetry.logger.warn(details, message));
   const jobs = new JobService({
@@ -51,7 +53,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   const coalescer = new Coalescer<SharedAnswer>();
   const deps: PipelineDeps = {
     config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer,
-    observers: [readPathUpstreamHeaders, ...telemetry.observers, ...extraObservers],
+    observers: [readPathUpstreamHeaders, health, ...telemetry.observers, ...extraObservers],
   };
   const gateway = new GatewayServer(raw.limits, (req, res, expectsContinue) => handleRequest(req, res, deps, expectsContinue));
   const admin = new AdminServer();
@@ -62,6 +64,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   registerCacheAdmin(admin, cache, coalescer);
   telemetry.metrics.watchConnections(() => raw.backend.servers.map((s) => ({ server: s.url, ...pools.connectionStats(s.url) })));
   telemetry.metrics.watchJobs(() => jobs.stats().by_state);
+  telemetry.metrics.watchBackends((url) => health.isFailing(url));
   telemetry.metrics.watchCache(() => {
     const { bytes = 0, entries = 0 } = cache.stats();
     return { bytes, entries };
@@ -70,14 +73,15 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     total: queue.totalSlots,
     busy: queue.busySlots,
     servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots, connections: pools.connectionStats(s.url) })),
-    groups: queue.groupStats(),
+    groups: queue.groupStats().map((g) => ({ name: g.name, inflight: g.inflight, max_slots: g.maxSlots ?? null, reserved_slots: g.reservedSlots })),
   }));
+  admin.statusSection('backend', () => ({ servers: health.snapshot() }));
   admin.statusSection('queue', () => ({
     waiting: queue.waiting,
     by_priority: queue.depthByClass(),
     oldest_wait_ms: queue.oldestWaitMs(),
     max_waiting: raw.queue.max_waiting,
-    service_ms: queue.estimator.serviceMs ?? null,
+    service_ms: queue.estimator.serviceMs === undefined ? null : Math.round(queue.estimator.serviceMs * 10) / 10,
     drain_per_second: Number(queue.estimator.drainPerSecond().toFixed(2)),
     priority_classes: PRIORITY_CLASSES,
   }));
@@ -87,6 +91,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     config, queue, admin, gateway, telemetry, jobs,
     async listen() {
       telemetry.start();
+      health.start();
       jobs.start();
       const port = await gateway.listen(raw.listen.port, raw.listen.host)
         .catch((err: unknown) => { throw listenFailure(err, 'gateway', '--port or listen.port'); });
@@ -106,6 +111,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
         gateway.closeAllConnections();
       }
       jobs.close();
+      health.stop();
       await pools.close();
       if (raw.admin.enabled) await admin.close();
       await telemetry.shutdown();

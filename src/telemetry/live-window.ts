@@ -6,6 +6,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import type { RequestObserver } from '../pipeline/deps.js';
 import type { SlotQueue } from '../slots/slot-queue.js';
 import { responseStatus } from './trace-observer.js';
+import { routeLabel } from './attributes.js';
 
 export interface SecondSample {
   /** Epoch milliseconds at the end of the second. */
@@ -119,7 +120,7 @@ export class LiveWindow implements RequestObserver {
 
   onDone(ctx: RequestContext): void {
     const bucket = this.current;
-    const route = ctx.route?.name ?? 'unmatched';
+    const route = routeLabel(ctx);
     bucket.requests++;
     this.requestsTotal++;
     if (ctx.error && SHED_CODES.has(ctx.error.code)) {
