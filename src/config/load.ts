@@ -33,7 +33,11 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
   };
   const fail = (problems: Problem[]) => new ConfigError(formatProblems(file, problems));
   if (doc.errors.length > 0) {
-    throw fail(doc.errors.map((e) => problem(e.pos[0], firstLine(e.message))));
+    // After the first syntax error the parser is lost and the rest are echoes of it.
+    const [first, ...rest] = doc.errors;
+    const { line } = lineCounter.linePos(first!.pos[0]);
+    const more = rest.length > 0 ? ` (${rest.length} more syntax error${rest.length > 1 ? 's' : ''} after this one, probably caused by it)` : '';
+    throw fail([problem(first!.pos[0], `${firstLine(first!.message)}${syntaxHint(text.split('\n')[line - 1] ?? '')}${more}`)]);
   }
   const envProblems = interpolateEnv(doc, env, problem);
   if (envProblems.length > 0) throw fail(envProblems);
@@ -139,6 +143,12 @@ function keyNodeAt(doc: Document, path: (string | number)[], key: string): Node 
   if (!isMap(mapping)) return mapping ?? undefined;
   const pair = mapping.items.find((item) => isScalar(item.key) && item.key.value === key);
   return (pair?.key as Node | undefined) ?? mapping;
+}
+
+/** The usual cause of a syntax error on a line with `${`: a reference Sluice did not recognise is plain YAML. */
+function syntaxHint(sourceLine: string): string {
+  if (!sourceLine.includes('${')) return '';
+  return '; hint: ${NAME} and ${NAME:-default} (NAME: letters, digits, _) are replaced, anything else with ${ is plain text, which { } and [ ] do not allow unquoted';
 }
 
 function firstLine(message: string): string {
