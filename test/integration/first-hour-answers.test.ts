@@ -137,7 +137,7 @@ describe('answers and admin views a new user reads', () => {
   });
 
   it("a request held for its job's result (Prefer: wait) shows the wait as job;dur, not as gateway time", async () => {
-    const be = await backend({ slots: 1, latencyMs: 400 });
+    const be = await backend({ slots: 1, latencyMs: 800 });
     cleanups.push(() => be.close());
     const gw = await sluice(backendYaml(be, 1));
     cleanups.push(() => gw.close());
@@ -145,8 +145,19 @@ describe('answers and admin views a new user reads', () => {
     expect(res.status).toBe(200);
     const timing = String(res.headers['server-timing']);
     const part = (name: string) => Number(new RegExp(`(?:^|, )${name};dur=([\\d.]+)`).exec(timing)?.[1]);
-    expect(part('job')).toBeGreaterThan(350);
+    expect(part('job')).toBeGreaterThan(700);
     expect(part('gateway')).toBeLessThan(100);
     expect(part('total')).toBeCloseTo(part('queue') + part('job') + part('upstream') + part('gateway'), 1);
+
+    // A long-poll on the status of a running job is job time too.
+    const accepted = await get(`${gw.url}/api/live/2`, { headers: { prefer: 'respond-async' } });
+    const location = accepted.headers['location'] as string;
+    await until(async () => (await json(`${gw.url}${location}`)).state === 'running', 5_000, 'the job to run');
+    const polled = await get(`${gw.url}${location}?wait=5`);
+    expect(polled.status).toBe(303);
+    const pollTiming = String(polled.headers['server-timing']);
+    const pollPart = (name: string) => Number(new RegExp(`(?:^|, )${name};dur=([\\d.]+)`).exec(pollTiming)?.[1]);
+    expect(pollPart('job')).toBeGreaterThan(300);
+    expect(pollPart('gateway')).toBeLessThan(100);
   });
 });

@@ -76,8 +76,11 @@ export async function jobResource(ctx: RequestContext, deps: PipelineDeps): Prom
     ctx.jobId = job.id;
     ctx.annotations[ATTR_SLUICE_JOB_ROUTE] = job.route;
   }
+  const started = performance.now();
   ctx.response = await serveJobResource(deps.jobs, {
     method: ctx.method, pathname: ctx.pathname, search: ctx.search, signal: ctx.clientSignal,
   });
+  // A long-poll (`?wait=N`) spends its time waiting on the job, not in Sluice's own work.
+  if (/(?:^\?|&)wait=/.test(ctx.search)) ctx.timings.jobWaitMs = performance.now() - started;
   return 'respond';
 }
