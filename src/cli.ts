@@ -19,6 +19,7 @@ Usage:
   sluice bench [scenario...] [--quick] [--backend test|gunicorn]
       Run the benchmark scenarios, direct vs through Sluice; results go to bench/results/.
   sluice --help | --version
+Every command takes --help.
 
 Defaults: gateway 0.0.0.0:8080, admin 127.0.0.1:9090, test backend 127.0.0.1:8000.
 Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration or arguments.

@@ -32,6 +32,8 @@ export interface SlowRequest {
   readonly queueMs: number;
   readonly readBodyMs: number;
   readonly coalesceMs: number;
+  /** Held for a job's result (Prefer: wait) or long-polling a job's status. */
+  readonly jobMs: number;
   readonly upstreamMs: number;
   readonly totalMs: number;
   readonly cache: string | undefined;
@@ -238,6 +240,7 @@ function slowRequest(ctx: RequestContext, route: string, at: number): SlowReques
     queueMs: round(ctx.timings.queueMs),
     readBodyMs: round(ctx.timings.readBodyMs),
     coalesceMs: round(ctx.timings.coalesceWaitMs),
+    jobMs: round(ctx.timings.jobWaitMs),
     upstreamMs: round(ctx.timings.upstreamMs),
     totalMs: round((respond?.endMs || performance.now()) - ctx.startedAt),
     cache: ctx.cacheStatus,

@@ -148,6 +148,10 @@ describe('answers and admin views a new user reads', () => {
     expect(part('job')).toBeGreaterThan(700);
     expect(part('gateway')).toBeLessThan(100);
     expect(part('total')).toBeCloseTo(part('queue') + part('job') + part('upstream') + part('gateway'), 1);
+    // The dashboard's waterfall splits the same way.
+    const live = await json(`${gw.adminUrl}/dashboard.json`);
+    const row = (live.slow as Array<{ id: string; jobMs: number }>).find((r) => r.id === res.headers['x-request-id']);
+    expect(row?.jobMs).toBeGreaterThan(700);
 
     // A long-poll on the status of a running job is job time too.
     const accepted = await get(`${gw.url}/api/live/2`, { headers: { prefer: 'respond-async' } });
