@@ -48,6 +48,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   const jobs = new JobService({
     config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs,
     warn: (message, err) => telemetry.logger.warn({ err }, message),
+    onBackendOutcome: (url, outcome) => health.record(url, outcome),
   });
   const cache = new ResponseCache(raw.cache.max_bytes);
   const coalescer = new Coalescer<SharedAnswer>();

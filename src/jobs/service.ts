@@ -11,6 +11,7 @@ import type { HeaderMap } from '../http/headers.js';
 import type { SlotQueue } from '../slots/slot-queue.js';
 import { NO_JOB_TRACING, type JobTracer } from '../telemetry/job-tracing.js';
 import type { BackendPools } from '../upstream/backend-pools.js';
+import type { AttemptEnv } from './attempt.js';
 import { MemoryJobStore } from './memory-store.js';
 import { JobRunner } from './runner.js';
 import { SqliteJobStore } from './sqlite-store.js';
@@ -31,6 +32,8 @@ export interface JobServiceOptions {
   readonly tracer?: JobTracer;
   readonly warn?: (message: string, err?: unknown) => void;
   readonly now?: () => number;
+  /** Told how each attempt's backend call went (see AttemptEnv). */
+  readonly onBackendOutcome?: AttemptEnv['onBackendOutcome'];
 }
 
 export interface Submission {
@@ -81,7 +84,7 @@ export class JobService {
     this.runner = new JobRunner({
       config: options.config,
       queue: options.queue,
-      attemptEnv: { pools: options.pools, via: options.via, limits: raw.limits },
+      attemptEnv: { pools: options.pools, via: options.via, limits: raw.limits, onBackendOutcome: options.onBackendOutcome },
       store: () => this.openStore(),
       tracer: this.tracer,
       onChange: (id) => this.notify(id),

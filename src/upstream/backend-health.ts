@@ -53,9 +53,13 @@ export class BackendHealth implements RequestObserver {
   }
 
   afterUpstream(ctx: RequestContext, outcome: { status?: number; errorCode?: string }): void {
-    if (!ctx.backendServer) return;
-    if (outcome.status !== undefined) this.reached(ctx.backendServer);
-    else if (outcome.errorCode && UNREACHABLE.has(outcome.errorCode)) this.unreachable(ctx.backendServer, outcome.errorCode);
+    if (ctx.backendServer) this.record(ctx.backendServer, outcome);
+  }
+
+  /** One backend call's outcome (proxied requests and job attempts alike). */
+  record(url: string, outcome: { status?: number; errorCode?: string }): void {
+    if (outcome.status !== undefined) this.reached(url);
+    else if (outcome.errorCode && UNREACHABLE.has(outcome.errorCode)) this.unreachable(url, outcome.errorCode);
   }
 
   reached(url: string): void {

@@ -115,6 +115,9 @@ describe('answers and admin views a new user reads', () => {
     const metrics = parseMetrics((await get(`${gw.adminUrl}/metrics`)).text);
     expect(value(metrics, 'sluice_errors_total', { route: 'reports', code: 'upstream_connect_failed' })).toBe(1);
     expect(value(metrics, 'sluice_errors_total', { route: 'unmatched', code: 'upstream_connect_failed' })).toBeUndefined();
+    // Only job attempts reached for the backend here, and they count for its state too.
+    const status = await json(`${gw.adminUrl}/status`);
+    expect(status.backend.servers[0]).toMatchObject({ state: 'failing', consecutive_failures: 2 });
   });
 
   it('malformed requests (400) and oversized heads (431) carry X-Request-Id, the same request_id in the body, and Server-Timing', async () => {
