@@ -172,7 +172,8 @@ export const configSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['routes'], message: `reserved_slots add up to ${reserved}, more than the ${totalSlots} backend slots` });
   }
   config.routes.forEach((route, index) => {
-    if (route.max_slots !== undefined && route.reserved_slots > route.max_slots) {
+    const valid = Number.isInteger(route.max_slots) && route.max_slots! >= 1 && Number.isInteger(route.reserved_slots) && route.reserved_slots >= 0;
+    if (valid && route.reserved_slots > route.max_slots!) {
       ctx.addIssue({ code: 'custom', path: ['routes', index, 'reserved_slots'], message: 'reserved_slots cannot exceed max_slots' });
     }
   });

@@ -89,6 +89,9 @@ describe('config errors a new user can act on', () => {
     expect(found[1]).toMatch(/^sluice\.yaml:8:14: .*\(backend\.servers\.0\.slots\)$/);
     expect(found[2]).toMatch(/^sluice\.yaml:9:17: .*\(listen\.port\)$/);
     expect(found.join('\n')).not.toMatch(/reserved_slots add up/);
+    // Nor from a cap that was itself refused.
+    const capped = problems(`${BACKEND}routes:\n  - name: a\n    max_slots: -1\n    reserved_slots: 2\n`);
+    expect(capped).toEqual([expect.stringMatching(/^sluice\.yaml:7:16: .*\(routes\.0\.max_slots\)$/)]);
   });
 
   it('reports a syntax error once, with a hint when a ${ is what broke a flow mapping', () => {
