@@ -1,16 +1,25 @@
 #!/bin/sh
-# Installs Debian's chromium for the dashboard browser test (playwright-core drives it;
-# nothing is downloaded from outside apt). Idempotent and quiet: does nothing when
-# /usr/bin/chromium is already there; prints apt's output only when it fails.
+# Makes sure the dashboard browser test has a Chromium to drive (playwright-core; nothing is
+# downloaded from outside apt). Run by `npm test` before the suite. Quiet and idempotent:
+# - $SLUICE_CHROMIUM (default /usr/bin/chromium) is executable: nothing to do;
+# - missing, running as root: installs Debian's chromium with apt-get (its output is shown
+#   only when it fails);
+# - missing, not root: prints the one command to run and fails, so the test is never
+#   skipped silently.
 set -eu
 
-if [ -x /usr/bin/chromium ]; then
+CHROMIUM="${SLUICE_CHROMIUM:-/usr/bin/chromium}"
+if [ -x "$CHROMIUM" ]; then
   exit 0
 fi
 
-SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
-  SUDO="sudo"
+  echo "install-browser: the dashboard test needs Chromium at $CHROMIUM; run 'sudo sh scripts/install-browser.sh' (Debian/Ubuntu) or set SLUICE_CHROMIUM to a Chromium binary, then run npm test again" >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-browser: no apt-get here; install Chromium and set SLUICE_CHROMIUM to its binary, then run npm test again" >&2
+  exit 1
 fi
 
 LOG="$(mktemp)"
@@ -18,17 +27,21 @@ trap 'rm -f "$LOG"' EXIT
 export DEBIAN_FRONTEND=noninteractive
 
 run() {
-  if ! $SUDO "$@" >>"$LOG" 2>&1; then
+  if ! "$@" >>"$LOG" 2>&1; then
     cat "$LOG" >&2
     echo "install-browser: '$*' failed" >&2
     exit 1
   fi
 }
 
+echo "install-browser: installing Debian's chromium for the dashboard test (apt-get, about a minute)" >&2
 # Refresh the package lists only when they cannot offer chromium yet.
 if ! apt-cache show chromium >/dev/null 2>&1; then
   run apt-get update
 fi
 # A font package keeps the dashboard screenshot legible on minimal images.
 run apt-get install -y --no-install-recommends chromium fonts-dejavu-core
-test -x /usr/bin/chromium
+if [ ! -x "$CHROMIUM" ]; then
+  echo "install-browser: chromium is installed at /usr/bin/chromium, but SLUICE_CHROMIUM points at $CHROMIUM" >&2
+  exit 1
+fi

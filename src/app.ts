@@ -25,6 +25,8 @@ import { forwardingPolicy, queuedPerClient, reloadApp, type MutableDeps, type Re
 import { registerReloadAdmin } from './admin/reload-admin.js';
 import { ServerHealth } from './slots/server-health.js';
 import type { SluiceConfig } from './config/schema.js';
+import { listenFailure } from './errors.js';
+import { BackendHealth } from './upstream/backend-health.js';
 
 export interface SluiceApp {
   /** The running config; a reload replaces it. */
@@ -51,15 +53,19 @@ export interface AppOptions {
 
 export function createApp(config: CompiledConfig, extraObservers: RequestObserver[] = [], options: AppOptions = {}): SluiceApp {
   const raw = config.raw;
-  const health = new ServerHealth({ failures: raw.backend.passive_health.failures, cooldownMs: raw.backend.passive_health.cooldown });
-  const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed }, undefined, health);
+  // Ejection (grants skip a server after repeated connect failures) and reporting (what
+  // /status, /readyz and the failing gauge say about each server) are kept apart.
+  const serverHealth = new ServerHealth({ failures: raw.backend.passive_health.failures, cooldownMs: raw.backend.passive_health.cooldown });
+  const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed }, undefined, serverHealth);
   // Declared up front: a reservation must hold before its route's first request arrives.
   for (const route of config.routes) queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots });
+  const backendHealth = new BackendHealth(raw.backend.servers.map((s) => s.url), { connectTimeoutMs: raw.backend.timeouts.connect });
   const telemetry = new Telemetry(raw, queue);
   const pools = new BackendPools(raw.backend, (message, details) => telemetry.logger.warn(details, message));
   const jobs = new JobService({
     config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs,
     warn: (message, err) => telemetry.logger.warn({ err }, message),
+    onBackendOutcome: (url, outcome) => backendHealth.record(url, outcome),
   });
   const cache = new ResponseCache(raw.cache.max_bytes);
   const coalescer = new Coalescer<SharedAnswer>();
@@ -69,7 +75,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     forwarding: forwardingPolicy(raw),
     buffers: new BufferBudget(raw.limits.buffer_memory, raw.limits.buffer_disk),
     queuedPerClient: queuedPerClient(raw),
-    observers: [readPathUpstreamHeaders, ...telemetry.observers, ...extraObservers],
+    observers: [readPathUpstreamHeaders, backendHealth, ...telemetry.observers, ...extraObservers],
   };
   const gateway = new GatewayServer(
     raw.limits,
@@ -84,6 +90,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   registerCacheAdmin(admin, cache, coalescer);
   telemetry.metrics.watchConnections(() => raw.backend.servers.map((s) => ({ server: s.url, ...pools.connectionStats(s.url) })));
   telemetry.metrics.watchJobs(() => jobs.stats().by_state);
+  telemetry.metrics.watchBackends((url) => backendHealth.isFailing(url));
   telemetry.metrics.watchCache(() => {
     const { bytes = 0, entries = 0 } = cache.stats();
     return { bytes, entries };
@@ -91,20 +98,23 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   admin.statusSection('slots', () => ({
     total: queue.totalSlots,
     busy: queue.busySlots,
-    servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots, health: health.state(s.url), connections: pools.connectionStats(s.url) })),
-    groups: queue.groupStats(),
+    servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots, health: serverHealth.state(s.url), connections: pools.connectionStats(s.url) })),
+    groups: queue.groupStats().map((g) => ({ name: g.name, inflight: g.inflight, max_slots: g.maxSlots ?? null, reserved_slots: g.reservedSlots })),
   }));
+  admin.statusSection('backend', () => ({ servers: backendHealth.snapshot() }));
   admin.statusSection('queue', () => ({
     waiting: queue.waiting,
     by_priority: queue.depthByClass(),
     oldest_wait_ms: queue.oldestWaitMs(),
     max_waiting: deps.config.raw.queue.max_waiting,
-    service_ms: queue.estimator.serviceMs ?? null,
+    service_ms: queue.estimator.serviceMs === undefined ? null : Math.round(queue.estimator.serviceMs * 10) / 10,
     drain_per_second: Number(queue.estimator.drainPerSecond().toFixed(2)),
     priority_classes: PRIORITY_CLASSES,
   }));
   admin.statusSection('requests', () => ({ active: gateway.activeRequests }));
-  admin.readinessCheck(() => (queue.servers.every((s) => health.state(s.url) === 'ejected') ? 'every backend server is ejected after connect failures' : undefined));
+  // Sluice stays ready while the backend is down: taking every Sluice out of rotation would
+  // turn fast, explained 502s into connection errors. /readyz says so instead.
+  admin.readinessNote(() => (queue.servers.every((s) => serverHealth.state(s.url) === 'ejected') ? 'every backend server is ejected after connect failures' : undefined));
   admin.statusSection('buffers', () => ({
     memory_bytes: deps.buffers?.memoryUsed ?? 0, memory_max: raw.limits.buffer_memory,
     disk_bytes: deps.buffers?.diskUsed ?? 0, disk_max: raw.limits.buffer_disk,
@@ -119,9 +129,14 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     queue, admin, gateway, telemetry, jobs, reload,
     async listen() {
       telemetry.start();
+      backendHealth.start();
       jobs.start();
-      const port = await gateway.listen(raw.listen.port, raw.listen.host);
-      const adminPort = raw.admin.enabled ? await admin.listen(raw.admin.port, raw.admin.host) : undefined;
+      const port = await gateway.listen(raw.listen.port, raw.listen.host)
+        .catch((err: unknown) => { throw listenFailure(err, 'gateway', '--port or listen.port'); });
+      const adminPort = raw.admin.enabled
+        ? await admin.listen(raw.admin.port, raw.admin.host)
+          .catch((err: unknown) => { throw listenFailure(err, 'admin server', '--admin-port or admin.port'); })
+        : undefined;
       if (raw.admin.enabled && !raw.admin.token && !isLoopbackHost(raw.admin.host)) {
         telemetry.logger.warn(`admin server on ${raw.admin.host} is reachable beyond loopback without admin.token: anyone who can connect may purge the cache, list job ids (which open their results) and read /queue`);
       }
@@ -137,6 +152,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
         gateway.closeAllConnections();
       }
       jobs.close();
+      backendHealth.stop();
       await pools.close();
       if (raw.admin.enabled) await admin.close();
       await telemetry.shutdown();

@@ -20,9 +20,43 @@ Usage:
   sluice bench [scenario...] [--quick] [--backend test|gunicorn]
       Run the benchmark scenarios, direct vs through Sluice; results go to bench/results/.
   sluice --help | --version
+Every command takes --help.
 
 Defaults: gateway 0.0.0.0:8080, admin 127.0.0.1:9090, test backend 127.0.0.1:8000.
 Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration or arguments.
+`;
+
+const START_HELP = `Usage: sluice start [--config FILE] [--backend URL] [--slots N] [--port P] [--admin-port P] [--host H]
+
+Runs the gateway until SIGTERM or SIGINT, then drains within shutdown.grace and exits 0
+(a second signal exits at once). SIGHUP (or POST /reload on the admin port) re-reads
+--config FILE: a valid file applies to new requests, an invalid one is refused and the
+running config stays. Without --config, SIGHUP is logged and ignored.
+
+Options:
+  -c, --config FILE     YAML config (see config/sluice.yaml); the flags below override it
+  --backend URL         the backend server, e.g. http://127.0.0.1:8000 (replaces backend.servers)
+  --slots N             requests the backend runs at once, workers x threads (default 50)
+  --port P              gateway port (default 8080; 0 picks a free one)
+  --host H              gateway address (default 0.0.0.0)
+  --admin-port P        admin port, always on 127.0.0.1 unless admin.host says otherwise (default 9090)
+  -h, --help            show this help
+
+Without --config, --backend is required and jobs are kept in memory (lost on restart);
+use a config file with jobs.path for a durable job store.
+Exit codes: 0 after a clean shutdown, 1 runtime failure (e.g. port in use), 2 invalid
+configuration or arguments.
+`;
+
+const CHECK_HELP = `Usage: sluice check [--config FILE]
+
+Validates a config file (default config/sluice.yaml) with the environment of this shell
+(\${VAR} references are resolved). Prints "FILE: ok (...)" and exits 0, or prints one
+line per problem as file:line:col: message and exits 2.
+
+Options:
+  -c, --config FILE     the file to check
+  -h, --help            show this help
 `;
 
 async function main(argv: string[]): Promise<void> {
@@ -59,7 +93,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 function parseStartFlags(args: string[]) {
-  const { values } = parseOrExit(args, {
+  const { values } = parseOrExit(args, START_HELP, {
     config: { type: 'string', short: 'c' },
     backend: { type: 'string' },
     slots: { type: 'string' },
@@ -78,7 +112,7 @@ function parseStartFlags(args: string[]) {
 }
 
 function checkCommand(args: string[]): void {
-  const { values } = parseOrExit(args, { config: { type: 'string', short: 'c' } });
+  const { values } = parseOrExit(args, CHECK_HELP, { config: { type: 'string', short: 'c' } });
   const file = (values.config as string | undefined) ?? 'config/sluice.yaml';
   try {
     const compiled = compileConfig(loadConfigFile(file, process.env));
@@ -92,7 +126,11 @@ function checkCommand(args: string[]): void {
 
 type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
 
-function parseOrExit(args: string[], options: FlagSpec) {
+function parseOrExit(args: string[], help: string, options: FlagSpec) {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(help);
+    process.exit(0);
+  }
   try {
     return parseArgs({ args, options, allowPositionals: false, strict: true });
   } catch (err) {

@@ -23,8 +23,8 @@ export const ERROR_CATALOGUE = {
   header_timeout: { status: 408, source: 'client', retryable: true, message: 'Request head was not received in time' },
   client_body_timeout: { status: 408, source: 'client', retryable: true, message: 'Request body was not received in time' },
   queue_full: { status: 503, source: 'gateway', retryable: true, message: 'Queue is full' },
-  queue_timeout: { status: 503, source: 'gateway', retryable: true, message: 'Waited in the queue past the route timeout' },
-  queue_shed: { status: 503, source: 'gateway', retryable: true, message: 'Estimated wait exceeds the route timeout' },
+  queue_timeout: { status: 503, source: 'gateway', retryable: true, message: 'Waited for a slot past the queue timeout' },
+  queue_shed: { status: 503, source: 'gateway', retryable: true, message: 'Estimated wait for a slot exceeds the queue timeout' },
   buffer_full: { status: 503, source: 'gateway', retryable: true, message: 'Request body buffers are full (limits.buffer_disk)' },
   shutting_down: { status: 503, source: 'gateway', retryable: true, message: 'Gateway is shutting down' },
   upstream_connect_failed: { status: 502, source: 'backend', retryable: true, message: 'Backend refused or unreachable' },
@@ -88,4 +88,29 @@ export function errorBody(err: SluiceError, requestId: string): string {
   return JSON.stringify({
     error: { code: err.code, message: err.message, source: err.source, retryable: err.retryable, request_id: requestId },
   }) + '\n';
+}
+
+/**
+ * A reason Sluice cannot start that the operator can fix (a port in use, a job store held
+ * by another process): printed as one line, exit 1, no stack trace.
+ */
+export class StartupError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}
+
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'address already in use (another process holds the port)',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'address not available on this machine',
+};
+
+/** Turns a failed listen() into a StartupError naming the address and the setting to change. */
+export function listenFailure(err: unknown, what: string, setting: string): unknown {
+  const { code, address, port } = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  const reason = code !== undefined ? LISTEN_FAILURES[code] : undefined;
+  if (!reason) return err;
+  return new StartupError(`cannot listen for the ${what} on ${address ?? '?'}:${port ?? '?'}: ${reason}; choose another with ${setting}`, { cause: err });
 }

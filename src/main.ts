@@ -1,12 +1,13 @@
 // `sluice start`: load the config once, build the app, listen, and shut down gracefully on
 // SIGTERM/SIGINT (a second signal exits at once). SIGHUP (or POST /reload on the admin
 // server) re-reads the file: a valid config applies to new requests, an invalid one is
-// reported as file:line:col and the running one stays.
+// reported as file:line:col and the running one stays. SIGHUP never kills the gateway.
 import { compileConfig } from './config/compile.js';
 import { ConfigError, loadConfigFile, parseConfigObject } from './config/load.js';
 import type { SluiceConfig } from './config/schema.js';
 import { createApp } from './app.js';
 import { reloadFrom } from './admin/reload-admin.js';
+import { StartupError } from './errors.js';
 
 export interface StartFlags {
   config?: string | undefined;
@@ -36,7 +37,9 @@ export function resolveConfig(flags: StartFlags, env: NodeJS.ProcessEnv): Sluice
   };
   if (flags.config) return loadConfigFile(flags.config, env, applyFlags);
   if (!flags.backend) throw new ConfigError(['<flags>: give --config FILE, or --backend URL (with --slots N) to run without a file']);
-  const raw: Record<string, unknown> = {};
+  // Without a file there is no place the operator chose for a job store; a file in the
+  // current directory would be shared by every quick-flag instance started there.
+  const raw: Record<string, unknown> = { jobs: { store: 'memory' } };
   applyFlags(raw);
   return parseConfigObject(raw);
 }
@@ -55,7 +58,11 @@ export async function startCommand(flags: StartFlags): Promise<void> {
   // The same file and flags as at start; without a file there is nothing to re-read.
   const reloadSource = flags.config ? () => resolveConfig(flags, process.env) : undefined;
   const app = createApp(compileConfig(config), [], { reloadSource });
-  const { port, adminPort } = await app.listen();
+  const { port, adminPort } = await app.listen().catch((err: unknown) => {
+    if (!(err instanceof StartupError)) throw err;
+    process.stderr.write(`sluice: ${err.message}\n`);
+    process.exit(1);
+  });
   const host = config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host;
   process.stdout.write(`sluice listening on http://${host}:${port} -> ${config.backend.servers.map((s) => `${s.url} (${s.slots} slots)`).join(', ')}\n`);
   if (adminPort !== undefined) process.stdout.write(`sluice admin on http://${config.admin.host}:${adminPort}/status\n`);

@@ -14,6 +14,7 @@ export class AdminServer {
   private readonly sections = new Map<string, StatusSection>();
   private ready = false;
   private readiness: () => string | undefined = () => undefined;
+  private note: () => string | undefined = () => undefined;
 
   constructor(options: { token?: string | undefined; host?: string } = {}) {
     const guard = new AdminGuard(options.token, isLoopbackHost(options.host ?? '127.0.0.1'));
@@ -38,7 +39,8 @@ export class AdminServer {
     this.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok' }));
     this.route('GET', '/readyz', (_req, res) => {
       const problem = this.ready ? this.readiness() : 'draining';
-      sendJson(res, problem === undefined ? 200 : 503, problem === undefined ? { ready: true } : { ready: false, reason: problem });
+      const note = problem === undefined ? this.note() : undefined;
+      sendJson(res, problem === undefined ? 200 : 503, problem === undefined ? { ready: true, ...(note ? { note } : {}) } : { ready: false, reason: problem });
     });
     this.route('GET', '/status', (_req, res) => sendJson(res, 200, this.status()));
   }
@@ -54,6 +56,11 @@ export class AdminServer {
 
   status(): Record<string, unknown> {
     return Object.fromEntries([...this.sections].map(([name, section]) => [name, section()]));
+  }
+
+  /** Something /readyz reports while staying ready (200), e.g. a backend that is down. */
+  readinessNote(note: () => string | undefined): void {
+    this.note = note;
   }
 
   /** A check /readyz adds to the ready flag: undefined when ready, else why not. */

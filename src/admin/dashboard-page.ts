@@ -12,7 +12,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <title>Sluice — live</title>
 <style>
   :root { --bg:#0f1419; --panel:#171d24; --line:#2a323c; --text:#d7dde4; --muted:#8793a0;
-          --queue:#f0a030; --upstream:#3d8bfd; --body:#a371f7; --coalesce:#2bb3a3; --gateway:#6b7785;
+          --queue:#f0a030; --upstream:#3d8bfd; --body:#a371f7; --coalesce:#2bb3a3; --job:#d9534f; --gateway:#6b7785;
           --busy:#3d8bfd; --waiting:#f0a030; --bad:#f26b5b; --good:#4cc38a; }
   * { box-sizing: border-box; }
   body { margin:0; background:var(--bg); color:var(--text);
@@ -100,7 +100,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   </section>
   <section class="wide">
     <h2>Recent slow requests</h2>
-    <div class="legend"><span><i style="background:var(--queue)"></i>queue</span><span><i style="background:var(--body)"></i>body</span><span><i style="background:var(--coalesce)"></i>coalesce</span><span><i style="background:var(--upstream)"></i>upstream</span><span><i style="background:var(--gateway)"></i>gateway</span></div>
+    <div class="legend"><span><i style="background:var(--queue)"></i>queue</span><span><i style="background:var(--body)"></i>body</span><span><i style="background:var(--coalesce)"></i>coalesce</span><span><i style="background:var(--job)"></i>job</span><span><i style="background:var(--upstream)"></i>upstream</span><span><i style="background:var(--gateway)"></i>gateway</span></div>
     <div id="slow"></div>
   </section>
 </main>
@@ -192,8 +192,8 @@ function renderSlow(slow) {
   if (!slow.length) { box.replaceChildren(el("div", { class: "empty", text: "no requests in the last minute" })); return; }
   const max = Math.max(...slow.map((r) => r.totalMs), 1);
   box.replaceChildren(...slow.map((r) => {
-    const gateway = Math.max(0, r.totalMs - r.queueMs - r.readBodyMs - r.coalesceMs - r.upstreamMs);
-    const parts = [["queue", r.queueMs], ["body", r.readBodyMs], ["coalesce", r.coalesceMs], ["upstream", r.upstreamMs], ["gateway", gateway]];
+    const gateway = Math.max(0, r.totalMs - r.queueMs - r.readBodyMs - r.coalesceMs - r.jobMs - r.upstreamMs);
+    const parts = [["queue", r.queueMs], ["body", r.readBodyMs], ["coalesce", r.coalesceMs], ["job", r.jobMs], ["upstream", r.upstreamMs], ["gateway", gateway]];
     const title = parts.map(([n, v]) => n + " " + fmtMs(v)).join(" · ");
     return el("div", { class: "wf-row", "data-request-id": r.id, title: r.id + ": " + title }, [
       el("div", { class: "wf-label" }, [el("span", { text: r.status + " " + r.method + " " + r.path }), el("span", { class: "st", text: r.route + (r.cache ? " · " + r.cache : "") + (r.coalesce ? " · " + r.coalesce : "") })]),

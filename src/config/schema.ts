@@ -219,11 +219,16 @@ export const configSchema = z.strictObject({
   });
   const totalSlots = config.backend.servers.reduce((sum, s) => sum + s.slots, 0);
   const reserved = config.routes.reduce((sum, r) => sum + r.reserved_slots, 0);
-  if (reserved > totalSlots) {
+  // Zod runs this even when a count was already refused; a sum over an invalid count
+  // would only add a second, misleading error to the real one.
+  const countsValid = config.backend.servers.every((s) => Number.isInteger(s.slots) && s.slots >= 1)
+    && config.routes.every((r) => Number.isInteger(r.reserved_slots) && r.reserved_slots >= 0);
+  if (countsValid && reserved > totalSlots) {
     ctx.addIssue({ code: 'custom', path: ['routes'], message: `reserved_slots add up to ${reserved}, more than the ${totalSlots} backend slots` });
   }
   config.routes.forEach((route, index) => {
-    if (route.max_slots !== undefined && route.reserved_slots > route.max_slots) {
+    const valid = Number.isInteger(route.max_slots) && route.max_slots! >= 1 && Number.isInteger(route.reserved_slots) && route.reserved_slots >= 0;
+    if (valid && route.reserved_slots > route.max_slots!) {
       ctx.addIssue({ code: 'custom', path: ['routes', index, 'reserved_slots'], message: 'reserved_slots cannot exceed max_slots' });
     }
   });

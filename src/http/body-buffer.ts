@@ -120,7 +120,8 @@ export class BufferedBody {
             pending = pending.then(async () => {
               dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'sluice-body-'));
               filePath = join(dir, 'body');
-              file = createWriteStream(filePath);
+              // Bodies carry credentials and user data: readable by Sluice's user only.
+              file = createWriteStream(filePath, { mode: 0o600 });
               for (const c of held) await write(file, c);
               // The held chunks are on disk now: their memory budget is free again.
               budget?.releaseMemory(memoryTaken);

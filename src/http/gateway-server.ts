@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { once } from 'node:events';
+import { randomUUID } from 'node:crypto';
 import { errorBody, SluiceError } from '../errors.js';
 import type { SluiceConfig } from '../config/schema.js';
 import { ConnectionGuard } from './connection-guard.js';
@@ -95,10 +96,14 @@ function rejectMalformed(err: NodeJS.ErrnoException, socket: Socket): void {
   }
   const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'header_timeout' : 'bad_request';
   const error = new SluiceError(code, err.code);
-  const body = errorBody(error, '-');
+  // The request head could not be read, so there is no client X-Request-Id to keep and no
+  // phase timing: the id is new and Server-Timing carries only the error.
+  const requestId = randomUUID();
+  const body = errorBody(error, requestId);
   const reason = REASONS[code];
   socket.end(
     `HTTP/1.1 ${error.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `Cache-Control: no-store\r\nX-Request-Id: ${requestId}\r\nServer-Timing: error;desc=${code}\r\n` +
     `X-Sluice-Error: ${code}\r\nConnection: close\r\n\r\n${body}`,
   );
 }

@@ -16,7 +16,8 @@ const BODY_ABANDONED = new Set(['body_too_large', 'client_body_timeout', 'buffer
  * Server-Timing: where the request's time went, up to the moment the response head is
  * written. Parts are rounded to 0.1 ms first and `gateway` (Sluice's own work: routing,
  * cache lookup, writing) is what remains, so the durations add up to `total` exactly.
- * `body` appears when a request body was read; `coalesce`, `cache` and `error` when they apply.
+ * `body` appears when a request body was read; `coalesce`, `cache` and `error` when they apply;
+ * `job` is the time a request that became a job was held waiting for its result.
  */
 export function serverTimingHeader(ctx: RequestContext, now = performance.now()): string {
   const total = tenths(now - ctx.startedAt);
@@ -26,10 +27,13 @@ export function serverTimingHeader(ctx: RequestContext, now = performance.now())
   const body = showBody ? tenths(ctx.timings.readBodyMs) : 0;
   const coalesce = ctx.coalesceRole ? tenths(ctx.timings.coalesceWaitMs) : 0;
   const upstream = tenths(ctx.timings.upstreamMs);
-  const gateway = Math.max(0, tenths(total - queue - body - coalesce - upstream));
+  const showJob = ctx.jobId !== undefined && ctx.timings.jobWaitMs > 0;
+  const job = showJob ? tenths(ctx.timings.jobWaitMs) : 0;
+  const gateway = Math.max(0, tenths(total - queue - body - coalesce - upstream - job));
   const parts = [`queue;dur=${queue}`];
   if (showBody) parts.push(`body;dur=${body}`);
   if (ctx.coalesceRole) parts.push(`coalesce;desc=${ctx.coalesceRole};dur=${coalesce}`);
+  if (showJob) parts.push(`job;dur=${job}`);
   parts.push(`upstream;dur=${upstream}`, `gateway;dur=${gateway}`);
   if (ctx.cacheStatus) parts.push(`cache;desc=${ctx.cacheStatus}`);
   if (ctx.error) parts.push(`error;desc=${ctx.error.code}`);

@@ -26,6 +26,8 @@ export interface AttemptEnv {
   readonly pools: BackendPools;
   readonly via: string;
   readonly limits: SluiceConfig['limits'];
+  /** Told how each backend call went (a status, or the error code), e.g. to track reachability. */
+  readonly onBackendOutcome?: (serverUrl: string, outcome: { status?: number; errorCode?: string }) => void;
 }
 
 export interface AttemptPlan {
@@ -67,12 +69,14 @@ export async function runAttempt(env: AttemptEnv, plan: AttemptPlan): Promise<At
     const body = await readResult(response.body, job.max_result, signal);
     lease.release();
     plan.trace.afterUpstream({ status: response.status });
+    env.onBackendOutcome?.(lease.server.url, { status: response.status });
     const resultHeaders = endToEndHeaders(response.headers);
     delete resultHeaders['content-length'];
     return { kind: 'response', result: { status: response.status, headers: resultHeaders, body }, durationMs: performance.now() - started };
   } catch (err) {
     const error = toSluiceError(signal.aborted && signal.reason instanceof SluiceError ? signal.reason : err);
     plan.trace.afterUpstream({ errorCode: error.code });
+    env.onBackendOutcome?.(lease.server.url, { errorCode: error.code });
     return { kind: 'error', error, durationMs: performance.now() - started };
   } finally {
     clearTimeout(timer);

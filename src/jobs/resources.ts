@@ -57,7 +57,11 @@ function whyNoResult(view: JobView): SluiceError {
   if (job.state === 'canceled') return new SluiceError('job_canceled');
   if (job.state === 'failed') {
     const code = job.error && job.error.code in ERROR_CATALOGUE ? job.error.code as ErrorCode : 'internal';
-    return new SluiceError(code, `job failed: ${job.error?.message ?? 'no detail'}`);
+    // The stored message usually starts with the catalogue's own words; say them once.
+    const stored = job.error?.message ?? '';
+    const known = ERROR_CATALOGUE[code].message;
+    const detail = (stored.startsWith(known) ? stored.slice(known.length) : stored).replace(/^[:;,]?\s*/, '');
+    return new SluiceError(code, detail === '' ? 'job failed' : detail.startsWith('(') ? `job failed ${detail}` : `job failed: ${detail}`);
   }
   return new SluiceError('job_not_finished', `job is ${job.state}`, { retryAfterSeconds: view.retryAfterSeconds });
 }

@@ -12,6 +12,7 @@ import type { SlotQueue } from '../slots/slot-queue.js';
 import { NO_JOB_TRACING, type JobTracer } from '../telemetry/job-tracing.js';
 import type { BackendPools } from '../upstream/backend-pools.js';
 import { LiveJobs } from './live-jobs.js';
+import type { AttemptEnv } from './attempt.js';
 import { MemoryJobStore } from './memory-store.js';
 import { JobRunner } from './runner.js';
 import { SqliteJobStore } from './sqlite-store.js';
@@ -32,6 +33,8 @@ export interface JobServiceOptions {
   readonly tracer?: JobTracer;
   readonly warn?: (message: string, err?: unknown) => void;
   readonly now?: () => number;
+  /** Told how each attempt's backend call went (see AttemptEnv). */
+  readonly onBackendOutcome?: AttemptEnv['onBackendOutcome'];
 }
 
 export interface Submission {
@@ -85,7 +88,7 @@ export class JobService {
     this.runner = new JobRunner({
       config: options.config,
       queue: options.queue,
-      attemptEnv: { pools: options.pools, via: options.via, limits: raw.limits },
+      attemptEnv: { pools: options.pools, via: options.via, limits: raw.limits, onBackendOutcome: options.onBackendOutcome },
       store: () => this.openStore(),
       tracer: this.tracer,
       onChange: (id) => this.notify(id),
@@ -150,7 +153,9 @@ export class JobService {
       }, now);
     } catch (err) {
       if (err instanceof SluiceError) throw err;
-      throw new SluiceError('job_store_failed', (err as Error).message, { cause: err });
+      // The store's own message names files on this machine: it goes to the log, not to the client.
+      this.warn('job store failed', err);
+      throw new SluiceError('job_store_failed', undefined, { cause: err });
     }
     // Stored: from here on nothing may turn the answer into an error, or the client would resubmit.
     if (stored.created) {

@@ -2,9 +2,10 @@
 // synchronous=FULL so a stored job survives a crash of Sluice or of the machine. The file
 // is locked exclusively: two Sluice processes sharing one store would both run its queued
 // jobs, so the second one is refused at start.
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { StartupError } from '../errors.js';
 import type { JobStore } from './store.js';
 import { JOB_STATES, type AttemptEnd, type JobRecord, type JobState, type NewJob, type StoredRequest, type StoredResult } from './types.js';
 
@@ -71,8 +72,16 @@ export class SqliteJobStore implements JobStore {
   private readonly sql;
 
   constructor(readonly path: string) {
-    const isNew = !existsSync(path);
-    if (isNew) mkdirSync(dirname(path), { recursive: true });
+    // The file holds request headers (credentials included) and results: owner only. It is
+    // created 0600 before SQLite opens it because SQLite gives the -wal and -shm files it
+    // creates the database file's mode; a chmod afterwards would leave the WAL readable.
+    if (!existsSync(path)) {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      closeSync(openSync(path, 'a', 0o600));
+    }
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+      if (existsSync(file) && (statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    }
     // timeout 0: a store locked by another process is an error now, not a hang.
     this.db = new Database(path, { timeout: 0 });
     try {
@@ -83,12 +92,10 @@ export class SqliteJobStore implements JobStore {
     } catch (err) {
       this.db.close();
       if ((err as { code?: string }).code === 'SQLITE_BUSY') {
-        throw new Error(`job store ${path} is in use by another Sluice process (each process needs its own jobs.path)`, { cause: err });
+        throw new StartupError(`job store ${path} is in use by another Sluice process (each process needs its own jobs.path)`, { cause: err });
       }
       throw err;
     }
-    // The file holds request headers (credentials included) and results: owner only.
-    if (isNew) chmodSync(path, 0o600);
     this.sql = this.prepare();
   }
 

@@ -74,7 +74,8 @@ export interface RequestContext {
   leadership: Leadership<SharedAnswer> | undefined;
   /** Job id when the request was turned into (or is) a job. */
   jobId: string | undefined;
-  readonly timings: { queueMs: number; upstreamMs: number; readBodyMs: number; coalesceWaitMs: number };
+  /** `jobWaitMs`: a request that became a job, held for its result (`Prefer: wait=N`, `job.wait`), or a status long-poll. */
+  readonly timings: { queueMs: number; upstreamMs: number; readBodyMs: number; coalesceWaitMs: number; jobWaitMs: number };
   readonly phases: PhaseTiming[];
   /** Run once after the response is written (or the request failed): release, publish, clean up. */
   readonly finalizers: Array<(ctx: RequestContext) => void | Promise<void>>;

@@ -105,7 +105,7 @@ function receive(req: IncomingMessage, res: ServerResponse, expectsContinue: boo
     body: undefined, lease: undefined, response: undefined, error: undefined, backendServer: undefined,
     cacheStatus: undefined, cacheStatusDetail: undefined, coalesceRole: undefined, jobId: undefined,
     cacheLookup: undefined, leadership: undefined,
-    timings: { queueMs: 0, upstreamMs: 0, readBodyMs: 0, coalesceWaitMs: 0 },
+    timings: { queueMs: 0, upstreamMs: 0, readBodyMs: 0, coalesceWaitMs: 0, jobWaitMs: 0 },
     phases: [{ name: 'receive', startMs: startedAt, endMs: startedAt }],
     finalizers: [],
     bytesSent: 0,

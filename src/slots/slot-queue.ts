@@ -152,7 +152,7 @@ export class SlotQueue {
       const slotsForGroup = Math.min(this.totalSlots, request.group.maxSlots ?? Infinity);
       const estimate = this.estimator.estimateWaitMs(ahead, slotsForGroup);
       if (estimate !== undefined && estimate > request.queueTimeoutMs) {
-        return Promise.reject(this.overloaded('queue_shed', `estimated wait ${Math.round(estimate)}ms exceeds ${request.queueTimeoutMs}ms`));
+        return Promise.reject(this.overloaded('queue_shed', `about ${Math.round(estimate)}ms estimated, ${request.queueTimeoutMs}ms allowed`));
       }
     }
     return new Promise<SlotLease>((resolve, reject) => {

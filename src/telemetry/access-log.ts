@@ -5,6 +5,7 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 import type { SluiceConfig } from '../config/schema.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { responseStatus } from './trace-observer.js';
+import { routeLabel } from './attributes.js';
 
 export type LoggingConfig = SluiceConfig['logging'];
 
@@ -71,7 +72,7 @@ export function accessLine(ctx: RequestContext, traceId: string | undefined): Re
     trace_id: traceId,
     method: ctx.method,
     path: ctx.pathname,
-    route: ctx.route?.name,
+    route: ctx.route || ctx.jobId ? routeLabel(ctx) : undefined,
     status: responseStatus(ctx) ?? ctx.error?.status,
     bytes: ctx.bytesSent,
     queue_ms: ms(ctx.timings.queueMs),
@@ -85,6 +86,8 @@ export function accessLine(ctx: RequestContext, traceId: string | undefined): Re
   if (ctx.backendServer) line.backend = ctx.backendServer;
   if (ctx.jobId) line.job_id = ctx.jobId;
   if (ctx.error) line.error = ctx.error.code;
+  // What clients are not told (a backend's address, a store's file) is logged for the operator.
+  if (ctx.error?.cause instanceof Error) line.error_detail = ctx.error.cause.message;
   return line;
 }
 

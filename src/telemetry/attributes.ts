@@ -20,6 +20,8 @@ export const ATTR_SLUICE_JOB_ID = 'sluice.job.id';
 export const ATTR_SLUICE_JOB_ATTEMPT = 'sluice.job.attempt';
 export const ATTR_SLUICE_JOB_OUTCOME = 'sluice.job.outcome';
 export const ATTR_SLUICE_BODY_BYTES = 'sluice.body.bytes';
+/** On a job resource request (status, result, cancel): the route the job belongs to. */
+export const ATTR_SLUICE_JOB_ROUTE = 'sluice.job.route';
 
 /** Child span names: one per phase that can take time. */
 export const SPAN_QUEUE = 'sluice.queue';
@@ -31,3 +33,12 @@ export const SPAN_JOB_ATTEMPT = 'sluice.job.attempt';
 /** The instrumentation scope of every Sluice span. */
 export const TRACER_NAME = 'sluice';
 export const SLUICE_VERSION = '0.1.0';
+
+/**
+ * The `route` label of metrics and log lines: the matched route, or for a job resource the
+ * job's route, so a failed job's answers are counted where its work belongs.
+ */
+export function routeLabel(ctx: { readonly route?: { readonly name: string } | undefined; readonly annotations: Readonly<Record<string, unknown>> }): string {
+  const jobRoute = ctx.annotations[ATTR_SLUICE_JOB_ROUTE];
+  return ctx.route?.name ?? (typeof jobRoute === 'string' ? jobRoute : 'unmatched');
+}

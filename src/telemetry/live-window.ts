@@ -6,6 +6,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import type { RequestObserver } from '../pipeline/deps.js';
 import type { SlotQueue } from '../slots/slot-queue.js';
 import { responseStatus } from './trace-observer.js';
+import { routeLabel } from './attributes.js';
 
 export interface SecondSample {
   /** Epoch milliseconds at the end of the second. */
@@ -31,6 +32,8 @@ export interface SlowRequest {
   readonly queueMs: number;
   readonly readBodyMs: number;
   readonly coalesceMs: number;
+  /** Held for a job's result (Prefer: wait) or long-polling a job's status. */
+  readonly jobMs: number;
   readonly upstreamMs: number;
   readonly totalMs: number;
   readonly cache: string | undefined;
@@ -119,7 +122,7 @@ export class LiveWindow implements RequestObserver {
 
   onDone(ctx: RequestContext): void {
     const bucket = this.current;
-    const route = ctx.route?.name ?? 'unmatched';
+    const route = routeLabel(ctx);
     bucket.requests++;
     this.requestsTotal++;
     if (ctx.error && SHED_CODES.has(ctx.error.code)) {
@@ -237,6 +240,7 @@ function slowRequest(ctx: RequestContext, route: string, at: number): SlowReques
     queueMs: round(ctx.timings.queueMs),
     readBodyMs: round(ctx.timings.readBodyMs),
     coalesceMs: round(ctx.timings.coalesceWaitMs),
+    jobMs: round(ctx.timings.jobWaitMs),
     upstreamMs: round(ctx.timings.upstreamMs),
     totalMs: round((respond?.endMs || performance.now()) - ctx.startedAt),
     cache: ctx.cacheStatus,

@@ -9,6 +9,7 @@ import type { RequestContext } from '../pipeline/context.js';
 import type { RequestObserver } from '../pipeline/deps.js';
 import type { SlotQueue } from '../slots/slot-queue.js';
 import { responseStatus } from './trace-observer.js';
+import { routeLabel } from './attributes.js';
 
 /** Sizes the cache reports about itself. */
 export interface CacheGauges { readonly bytes: number; readonly entries: number }
@@ -23,15 +24,22 @@ export interface ConnectionGauges {
 export type JobGauges = Readonly<Record<string, number>>;
 
 const SHED_CODES = new Set(['queue_full', 'queue_shed', 'queue_timeout', 'shutting_down']);
+/**
+ * monitorEventLoopDelay records the whole time between its timer's runs, so an idle loop
+ * reads as the sampling interval itself; the gauge reports what is left after subtracting it.
+ */
+const LOOP_DELAY_RESOLUTION_MS = 10;
+const LOOP_DELAY_RESOLUTION_NS = LOOP_DELAY_RESOLUTION_MS * 1e6;
 const WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const UPSTREAM_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 export class SluiceMetrics implements RequestObserver {
   readonly registry = new Registry();
-  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
   private cacheSource: (() => CacheGauges) | undefined;
   private jobSource: (() => JobGauges) | undefined;
   private connectionSource: (() => ConnectionGauges[]) | undefined;
+  private failingSource: ((url: string) => boolean) | undefined;
 
   private readonly requests = new Counter({
     name: 'sluice_requests_total', help: 'Requests answered, by route and HTTP status (499: the client left first).',
@@ -82,6 +90,11 @@ export class SluiceMetrics implements RequestObserver {
   /** Backend connection gauges, registered by the composition root. */
   watchConnections(source: () => ConnectionGauges[]): void {
     this.connectionSource = source;
+  }
+
+  /** Whether a backend server is failing (unreachable), from the backend health tracker. */
+  watchBackends(isFailing: (url: string) => boolean): void {
+    this.failingSource = isFailing;
   }
 
   /** Job-state gauges, registered by the composition root when jobs exist. */
@@ -149,6 +162,11 @@ export class SluiceMetrics implements RequestObserver {
       collect() { for (const c of metrics.connectionSource?.() ?? []) if (c.effective_concurrency !== null) this.set({ server: c.server }, c.effective_concurrency); },
     });
     new Gauge({
+      name: 'sluice_backend_failing', help: '1 while a backend server cannot be reached (connections refused, reset or timing out), else 0.',
+      labelNames: ['server'] as const, registers: [registry],
+      collect() { for (const s of queue.servers) this.set({ server: s.url }, metrics.failingSource?.(s.url) ? 1 : 0); },
+    });
+    new Gauge({
       name: 'sluice_queue_depth', help: 'Requests waiting for a slot, by priority class.',
       labelNames: ['priority'] as const, registers: [registry],
       collect() { for (const [priority, depth] of Object.entries(queue.depthByClass())) this.set({ priority }, depth); },
@@ -179,9 +197,10 @@ export class SluiceMetrics implements RequestObserver {
       labelNames: ['quantile'] as const, registers: [registry],
       collect() {
         const has = loopDelay.count > 0;
-        this.set({ quantile: '0.5' }, has ? loopDelay.percentile(50) / 1e9 : 0);
-        this.set({ quantile: '0.99' }, has ? loopDelay.percentile(99) / 1e9 : 0);
-        this.set({ quantile: '1' }, has ? loopDelay.max / 1e9 : 0);
+        const delay = (ns: number) => (has ? Math.max(0, ns - LOOP_DELAY_RESOLUTION_NS) / 1e9 : 0);
+        this.set({ quantile: '0.5' }, delay(loopDelay.percentile(50)));
+        this.set({ quantile: '0.99' }, delay(loopDelay.percentile(99)));
+        this.set({ quantile: '1' }, delay(loopDelay.max));
         loopDelay.reset();
       },
     });
@@ -189,7 +208,7 @@ export class SluiceMetrics implements RequestObserver {
 }
 
 function routeOf(ctx: RequestContext): string {
-  return ctx.route?.name ?? 'unmatched';
+  return routeLabel(ctx);
 }
 
 function endOf(ctx: RequestContext): number {

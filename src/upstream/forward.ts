@@ -84,6 +84,7 @@ export function upstreamError(err: unknown, signal: AbortSignal): SluiceError {
   if (signal.aborted && signal.reason instanceof SluiceError) return signal.reason;
   const code = (err as { code?: string }).code ?? '';
   const mapped = UNDICI_CODES[code] ?? (code.startsWith('HPE_') ? 'upstream_bad_response' : undefined);
-  const detail = (err as Error).message;
-  return new SluiceError(mapped ?? 'upstream_reset', detail, { cause: err });
+  // undici's message names the backend's address (`connect ECONNREFUSED 10.0.3.7:8000`);
+  // clients get the catalogue message, the cause keeps the detail for logs.
+  return new SluiceError(mapped ?? 'upstream_reset', undefined, { cause: err });
 }

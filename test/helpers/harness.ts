@@ -81,8 +81,8 @@ export interface SluiceProcess {
 }
 
 /** Runs the compiled CLI (`npm run build` first) as a child process. */
-export function runCli(args: string[], env: Record<string, string> = {}): SluiceProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function runCli(args: string[], env: Record<string, string> = {}, cwd?: string): SluiceProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
@@ -102,8 +102,8 @@ export async function until(predicate: () => boolean | Promise<boolean>, timeout
 }
 
 /** Starts the CLI with `start` and resolves once it prints its listening lines. */
-export async function startCliSluice(args: string[], env: Record<string, string> = {}): Promise<SluiceProcess & { url: string; adminUrl: string }> {
-  const proc = runCli(['start', ...args], env);
+export async function startCliSluice(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<SluiceProcess & { url: string; adminUrl: string }> {
+  const proc = runCli(['start', ...args], env, cwd);
   await until(() => /admin on http:\/\/\S+\/status/.test(proc.stdout()) || proc.child.exitCode !== null, 15_000, 'sluice to listen');
   const url = /listening on (http:\/\/\S+)/.exec(proc.stdout())?.[1];
   const admin = /admin on (http:\/\/\S+)\/status/.exec(proc.stdout())?.[1];

@@ -9,7 +9,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import type { TestBackend } from '../../src/testing/backend.js';
 import { backend, backendYaml, client, get, json, sluice, until, type RunningSluice } from '../helpers/harness.js';
 
-const CHROMIUM = '/usr/bin/chromium';
+// The same binary scripts/install-browser.sh (run by `npm test`) made sure of.
+const CHROMIUM = process.env.SLUICE_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = resolve(import.meta.dirname, '../../test-artifacts');
 
 const ROUTES = `routes:

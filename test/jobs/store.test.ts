@@ -1,7 +1,7 @@
 // The job store contract, run against both stores (the SQLite one on real files), plus what
 // only the SQLite store promises: WAL, an owner-only file, durability across reopen, and
 // refusing a second process.
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -182,6 +182,33 @@ describe('SQLite store on disk', () => {
     const raw = new Database(path, { readonly: true });
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     raw.close();
+  });
+
+  it('creates the WAL (and any -shm) owner-only while the store is open, and a 0700 directory', () => {
+    const previous = process.umask(0o022);
+    try {
+      const path = tempPath();
+      const store = new SqliteJobStore(path);
+      stores.push(store);
+      store.insert(newJob(), 0);
+      const files = [path, `${path}-wal`, `${path}-shm`].filter((f) => existsSync(f));
+      expect(files).toContain(`${path}-wal`);
+      for (const file of files) expect({ file, mode: statSync(file).mode & 0o777 }).toEqual({ file, mode: 0o600 });
+      expect(statSync(join(path, '..')).mode & 0o777).toBe(0o700);
+    } finally {
+      process.umask(previous);
+    }
+  });
+
+  it('takes group and other access away from a store file an older version left readable', () => {
+    const path = tempPath();
+    new SqliteJobStore(path).close();
+    chmodSync(path, 0o644);
+    const store = new SqliteJobStore(path);
+    stores.push(store);
+    store.insert(newJob(), 0);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(`${path}-wal`).mode & 0o777).toBe(0o600);
   });
 
   it('refuses a store that another Sluice holds', () => {

@@ -17,8 +17,9 @@ function done(o: { route: string; queueMs?: number; upstreamMs?: number; totalMs
     id: `r${++seq}`, method: 'GET', pathname: `/x/${seq}`, startedAt: start, startedAtEpochMs: Date.now() - o.totalMs,
     route: { name: o.route }, res: { headersSent: !o.error, statusCode: 200 }, error: o.error,
     cacheStatus: o.cache, coalesceRole: undefined,
-    timings: { queueMs: o.queueMs ?? 0, upstreamMs: o.upstreamMs ?? 0, readBodyMs: 0, coalesceWaitMs: 0 },
+    timings: { queueMs: o.queueMs ?? 0, upstreamMs: o.upstreamMs ?? 0, readBodyMs: 0, coalesceWaitMs: 0, jobWaitMs: 0 },
     phases,
+    annotations: {},
   } as unknown as RequestContext;
 }
 

@@ -10,6 +10,7 @@ import { scopedIdempotencyKey } from '../../jobs/idempotency-scope.js';
 import { parsePrefer, stripAsyncPreferences, type AsyncPreference } from '../../jobs/prefer.js';
 import { acceptedResponse, resultResponse, serveJobResource } from '../../jobs/resources.js';
 import { FINAL_STATES } from '../../jobs/types.js';
+import { ATTR_SLUICE_JOB_ROUTE } from '../../telemetry/attributes.js';
 import type { RequestContext } from '../context.js';
 import type { PipelineDeps } from '../deps.js';
 import type { PhaseResult } from './phase.js';
@@ -55,7 +56,9 @@ async function submitJob(ctx: RequestContext, deps: PipelineDeps, prefer: AsyncP
     prefer.waitSeconds !== undefined ? prefer.waitSeconds * 1000 : deps.jobs.routeWaitMs(route),
     Math.max(0, ctx.deadlineAt - performance.now()),
   );
+  const waitStarted = performance.now();
   const job = await deps.jobs.waitFor(view.job.id, (j) => FINAL_STATES.has(j.state), waitMs, ctx.clientSignal);
+  ctx.timings.jobWaitMs = performance.now() - waitStarted;
   const waited = prefer.waitSeconds !== undefined ? `wait=${prefer.waitSeconds}` : undefined;
   if (job && FINAL_STATES.has(job.state)) {
     ctx.response = resultResponse(deps.jobs, job.id);
@@ -72,8 +75,18 @@ async function submitJob(ctx: RequestContext, deps: PipelineDeps, prefer: AsyncP
 
 /** Sluice's own job resources under jobs.prefix: answered here, never proxied. */
 export async function jobResource(ctx: RequestContext, deps: PipelineDeps): Promise<PhaseResult> {
+  // Job resources have no route of their own; metrics and logs count them under the job's.
+  const id = /^[^/]+/.exec(ctx.pathname.slice(deps.jobs.prefix.length))?.[0];
+  const job = id === undefined ? undefined : deps.jobs.view(id)?.job;
+  if (job) {
+    ctx.jobId = job.id;
+    ctx.annotations[ATTR_SLUICE_JOB_ROUTE] = job.route;
+  }
+  const started = performance.now();
   ctx.response = await serveJobResource(deps.jobs, {
     method: ctx.method, pathname: ctx.pathname, search: ctx.search, signal: ctx.clientSignal,
   });
+  // A long-poll (`?wait=N`) spends its time waiting on the job, not in Sluice's own work.
+  if (/(?:^\?|&)wait=/.test(ctx.search)) ctx.timings.jobWaitMs = performance.now() - started;
   return 'respond';
 }
