@@ -142,7 +142,7 @@ describe('answers and admin views a new user reads', () => {
   it("a request held for its job's result (Prefer: wait) shows the wait as job;dur, not as gateway time", async () => {
     const be = await backend({ slots: 1, latencyMs: 800 });
     cleanups.push(() => be.close());
-    const gw = await sluice(backendYaml(be, 1));
+    const gw = await sluice(`${backendYaml(be, 1)}jobs: { store: memory, prefer_async: allow }\n`);
     cleanups.push(() => gw.close());
     const res = await get(`${gw.url}/api/live/1`, { headers: { prefer: 'respond-async, wait=5' } });
     expect(res.status).toBe(200);
