@@ -46,7 +46,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs,
     warn: (message, err) => telemetry.logger.warn({ err }, message),
   });
-  const cache = new ResponseCache(raw.cache.max_bytes);
+  const cache = new ResponseCache(raw.cache.max_bytes, raw.cache.targeted_fields);
   const coalescer = new Coalescer<SharedAnswer>();
   const deps: PipelineDeps = {
     config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer,
