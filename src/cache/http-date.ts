@@ -22,7 +22,7 @@ export function parseHttpDate(value: string | undefined, now = Date.now()): numb
   m = RFC_850.exec(value);
   if (m) return build(fullYear(Number(m[3]), now), m[2]!, Number(m[1]), m[4]!, m[5]!, m[6]!);
   m = ASCTIME.exec(value);
-  if (m) return build(Number(m[7]), m[1]!, Number(m[2]!.trim()), m[3]!, m[4]!, m[5]!);
+  if (m) return build(Number(m[6]), m[1]!, Number(m[2]!.trim()), m[3]!, m[4]!, m[5]!);
   return undefined;
 }
 

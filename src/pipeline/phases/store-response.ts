@@ -42,6 +42,12 @@ export async function storeResponse(ctx: RequestContext, deps: PipelineDeps): Pr
   if (!upstream) return 'continue';
   const cache = deps.cache;
   if (cache && !SAFE_METHODS.has(ctx.method) && upstream.status >= 200 && upstream.status < 400) invalidateAfterUnsafe(ctx, cache, upstream.headers);
+  // A 304's Content-Length describes the representation, not this message; clients that
+  // read it as a body to wait for (undici among them) fail, so it is not passed on.
+  if (upstream.status === 304 && upstream.headers['content-length'] !== undefined) {
+    upstream.headers = { ...upstream.headers };
+    delete upstream.headers['content-length'];
+  }
   if (!ctx.cacheLookup && !ctx.leadership) {
     if (cache) upstream.headers = withoutTargeted(upstream.headers, cache.targetedFields);
     // Outside the read path this request alone reads the body: delete a spilled one after.
