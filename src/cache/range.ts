@@ -32,9 +32,9 @@ export function rangeDecision(request: RequestHeaders, answer: { status: number;
     return { kind: 'partial', start: Math.max(0, size - length), end: size - 1 };
   }
   const start = Number(spec[1]);
-  const last = spec[2] === '' ? size - 1 : Number(spec[2]);
-  if (last < start) return { kind: 'full' }; // invalid range-spec: ignore the field
+  if (spec[2] !== '' && Number(spec[2]) < start) return { kind: 'full' }; // invalid range-spec: ignore the field
   if (start >= size) return { kind: 'unsatisfiable' };
+  const last = spec[2] === '' ? size - 1 : Number(spec[2]);
   return { kind: 'partial', start, end: Math.min(last, size - 1) };
 }
 
