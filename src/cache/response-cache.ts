@@ -101,11 +101,17 @@ export class ResponseCache {
     hits: 0, misses: 0, stale: 0, revalidated: 0, error_stale: 0, bypass: 0, stored: 0, evictions: 0, purged: 0, invalidated: 0,
   };
   private entryCount = 0;
-  /** Lower-case targeted field names (RFC 9213): they decide caching here and are never sent to clients. */
+  /** Lower-case targeted field names (RFC 9213) that decide caching here, most specific first. */
   readonly targetedFields: readonly string[];
+  /**
+   * The targeted fields addressed to Sluice alone, removed before the client. CDN-Cache-Control
+   * is addressed to every CDN on the path, so one in front of Sluice still gets it.
+   */
+  readonly ownFields: readonly string[];
 
   constructor(readonly maxBytes: number, targetedFields: readonly string[] = DEFAULT_TARGETED_FIELDS, private readonly now: () => number = Date.now) {
     this.targetedFields = targetedFields.map((f) => f.toLowerCase());
+    this.ownFields = this.targetedFields.filter((f) => f !== 'cdn-cache-control');
     this.lru = new LRUCache<string, Stored>({
       maxSize: maxBytes,
       sizeCalculation: (value) => value.size,

@@ -4,8 +4,8 @@
 // - directive names are case-insensitive (RFC 9111 §5.2); the library compares them as sent;
 //   quoted values may contain commas, which the library splits on;
 // - Expires and Date must be HTTP-dates (RFC 9110 §5.6.7); an invalid or repeated Expires
-//   means "already expired" (RFC 9111 §5.3), an invalid Date is ignored; Age must be a
-//   non-negative integer (RFC 9111 §5.1), or it is ignored;
+//   means "already expired" (RFC 9111 §5.3), an invalid Date is ignored; the first member
+//   of Age must be a non-negative integer (RFC 9111 §5.1), or Age is ignored;
 // - RFC 9213 targeted fields (Sluice-Cache-Control, CDN-Cache-Control) replace Cache-Control
 //   and Expires when one of them is present and valid;
 // - any final status may be stored when it has explicit freshness (RFC 9111 §3), where the
@@ -70,7 +70,10 @@ export function responseView(status: number, headers: HeaderMap, targetedFields:
   }
   const date = parseHttpDate(view['date'], now);
   if (date === undefined) delete view['date'];
-  if (view['age'] !== undefined && !/^\d+$/.test(view['age'])) delete view['age'];
+  // A list-valued Age: the first member counts (RFC 9111 §5.1), the rest is discarded.
+  const age = view['age']?.split(',')[0]!.trim();
+  if (age !== undefined && /^\d+$/.test(age)) view['age'] = age;
+  else delete view['age'];
   const cacheControl = formatDirectives(directives);
   if (cacheControl) view['cache-control'] = cacheControl;
   else delete view['cache-control'];

@@ -12,6 +12,7 @@ describe('parseHttpDate', () => {
     expect(parseHttpDate('Monday, 01-Dec-36 16:00:00 GMT', NOW)).toBe(TARGET);
     expect(parseHttpDate('Mon Dec  1 16:00:00 2036', NOW)).toBe(TARGET);
     expect(parseHttpDate('Thursday, 01-Dec-94 16:00:00 GMT', NOW)).toBe(Date.UTC(1994, 11, 1, 16));
+    expect(parseHttpDate('MON, 01 DEC 2036 16:00:00 gmt', NOW)).toBe(TARGET);
   });
 
   it('refuses what Date.parse would accept', () => {

@@ -110,11 +110,11 @@ export function hasBody(req: IncomingMessage): boolean {
 
 /** The stored response as an answer, with its current Age, without the fields meant for Sluice alone. */
 export function responseFrom(cache: ResponseCache, entry: CacheEntry, ageSec: number): ProxyResponse & { body: BufferedBody } {
-  const headers = withoutTargeted({ ...entry.headers, age: String(Math.floor(ageSec)) }, cache.targetedFields);
+  const headers = withoutTargeted({ ...entry.headers, age: String(Math.floor(ageSec)) }, cache.ownFields);
   return { status: entry.status, headers, body: BufferedBody.fromBuffer(entry.body) };
 }
 
-/** RFC 9213 targeted fields are Sluice's instructions; clients never see them. Copies only when one is present. */
+/** Targeted fields addressed to Sluice alone (RFC 9213) never reach clients. Copies only when one is present. */
 export function withoutTargeted(headers: HeaderMap, fields: readonly string[]): HeaderMap {
   if (!fields.some((f) => f in headers)) return headers;
   const out = { ...headers };
@@ -169,7 +169,7 @@ function serveFailure(ctx: RequestContext, cache: ResponseCache, found: Extract<
   ctx.cacheStatusDetail = formatCacheStatus({ hit: true, ttl: (failure.storedAt + failure.ttlMs - Date.now()) / 1000, detail: 'error-ttl' });
   cache.count('hits');
   if (failure.response) {
-    const headers = withoutTargeted(failure.response.headers, cache.targetedFields);
+    const headers = withoutTargeted(failure.response.headers, cache.ownFields);
     ctx.response = { status: failure.response.status, headers, body: BufferedBody.fromBuffer(failure.response.body) };
     return 'respond';
   }

@@ -9,8 +9,8 @@
 //
 // For every request, read path or not: a successful unsafe request invalidates what is
 // stored for its URI and for same-origin Location / Content-Location (RFC 9111 §4.4), and
-// RFC 9213 targeted fields (Sluice-Cache-Control, CDN-Cache-Control) are removed from
-// what the client sees.
+// RFC 9213 targeted fields addressed to Sluice alone (Sluice-Cache-Control) are removed
+// from what the client sees.
 //
 // Body ownership: requests outside the read path dispose their own backend body after
 // their response; the read path owns the backend body of every request it handles. The
@@ -49,7 +49,7 @@ export async function storeResponse(ctx: RequestContext, deps: PipelineDeps): Pr
     delete upstream.headers['content-length'];
   }
   if (!ctx.cacheLookup && !ctx.leadership) {
-    if (cache) upstream.headers = withoutTargeted(upstream.headers, cache.targetedFields);
+    if (cache) upstream.headers = withoutTargeted(upstream.headers, cache.ownFields);
     // Outside the read path this request alone reads the body: delete a spilled one after.
     const body = upstream.body;
     if (body instanceof BufferedBody) ctx.finalizers.push(() => body.dispose());
@@ -106,7 +106,7 @@ async function resolveAnswer(ctx: RequestContext, deps: PipelineDeps, upstream: 
     ctx.cacheStatus = 'error-stale';
     return { response: responseFrom(cache, lookup.stale, age), params: { ...params, ttl, detail: 'stale-if-error' } };
   }
-  const client = { ...upstream, headers: withoutTargeted(upstream.headers, cache.targetedFields) };
+  const client = { ...upstream, headers: withoutTargeted(upstream.headers, cache.ownFields) };
   if (!lookup.store || ctx.method !== 'GET') return { response: client, params };
   const stored = (await cache.store(lookup.request, upstream, rules)) !== undefined;
   if (upstream.status >= 500 && rules.error_ttl && upstream.body.size <= rules.max_object) {
