@@ -53,7 +53,7 @@ export function admit(request: CachePolicy.Request, status: number, headers: Hea
   const directives: Directives = { ...backend };
   delete directives['must-revalidate'];
   delete directives['proxy-revalidate'];
-  const implicit = explicit ? undefined : rules.ttl ? seconds(rules.ttl) : heuristicSeconds(status, view, rules);
+  const implicit = explicit ? undefined : rules.ttl ? seconds(rules.ttl) : heuristicSeconds(status, 'public' in backend, view, rules);
   if (implicit) directives['max-age'] = String(implicit);
   const swr = noStale ? 0 : rules.stale_while_revalidate !== undefined ? seconds(rules.stale_while_revalidate) : int(backend['stale-while-revalidate']);
   const sie = noStale ? 0 : rules.stale_if_error !== undefined ? seconds(rules.stale_if_error) : int(backend['stale-if-error']);
@@ -86,10 +86,10 @@ export const policyHeaders = joined;
 
 /**
  * RFC 9111 §4.2.2: a share of the time between Last-Modified and Date, capped, for statuses
- * that are heuristically cacheable; 0 when the route sets no heuristic.
+ * that are heuristically cacheable or responses marked public; 0 when the route sets no heuristic.
  */
-function heuristicSeconds(status: number, view: Record<string, string>, rules: CacheRules): number {
-  if (rules.heuristic === undefined || !HEURISTIC_STATUSES.has(status)) return 0;
+function heuristicSeconds(status: number, isPublic: boolean, view: Record<string, string>, rules: CacheRules): number {
+  if (rules.heuristic === undefined || !(HEURISTIC_STATUSES.has(status) || isPublic)) return 0;
   const lastModified = parseHttpDate(view['last-modified']);
   if (lastModified === undefined) return 0;
   const date = parseHttpDate(view['date']) ?? Date.now();

@@ -244,8 +244,9 @@ describe('heuristic freshness (RFC 9111 §4.2.2)', () => {
     expect(cacheStatus(hit)).toMatch(/^sluice; hit; ttl=(86399|86400)$/);
     await get(`${gw.url}/api/live/capped-1?cache_control=&last_modified=1`);
     expect(cacheStatus(await get(`${gw.url}/api/live/capped-1?cache_control=&last_modified=1`))).toMatch(/^sluice; hit; ttl=(59|60)$/);
-    // Not for statuses that are not heuristically cacheable, and never without Last-Modified.
+    // Not for statuses that are not heuristically cacheable unless marked public, and never without Last-Modified.
     expect(await reused(`${gw.url}/api/live/heuristic-2?cache_control=&last_modified=1&status=500`)).toBe(false);
+    expect(await reused(`${gw.url}/api/live/heuristic-4?cache_control=public&last_modified=1&status=599`)).toBe(true);
     expect(await reused(`${gw.url}/api/live/heuristic-3?cache_control=`)).toBe(false);
   });
 });
