@@ -265,3 +265,20 @@ describe('extension methods (RFC 9110 §9.1)', () => {
     expect(calls(be, '/api/echo')).toBe(4);
   });
 });
+
+describe('request directives (RFC 9111 §5.2.1)', () => {
+  it('answers only-if-cached from the cache or with 504, never from the backend', async () => {
+    const { be, gw } = await setup();
+    const url = `${gw.url}/api/items/oic-1`;
+    const miss = await get(url, { headers: { 'cache-control': 'only-if-cached' } });
+    expect(miss.status).toBe(504);
+    expect(miss.headers['x-sluice-error']).toBe('not_cached');
+    expect(calls(be, '/api/items/oic-1')).toBe(0);
+    await get(url);
+    const hit = await get(url, { headers: { 'cache-control': 'only-if-cached' } });
+    expect(hit.status).toBe(200);
+    expect(cacheStatus(hit)).toMatch(/hit/);
+    expect((await get(url, { headers: { 'cache-control': 'only-if-cached', cookie: 'a=1' } })).status).toBe(504);
+    expect(calls(be, '/api/items/oic-1')).toBe(1);
+  });
+});

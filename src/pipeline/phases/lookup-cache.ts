@@ -35,13 +35,16 @@ export function lookupCache(ctx: RequestContext, deps: PipelineDeps): PhaseResul
   if (!cache || !cacheApplies(ctx)) return 'continue';
   const plan = ctx.route!.cacheKey;
   const request = cacheRequestFor(ctx, plan);
-  if (unkeyedCredentials(plan, request.headers)) {
+  const directives = requestDirectives(request.view);
+  const credentialed = unkeyedCredentials(plan, request.headers);
+  if (credentialed && !directives['only-if-cached']) {
     return forward(ctx, cache, { request, fwd: 'bypass', stale: undefined, validators: undefined, store: false });
   }
-  const directives = requestDirectives(request.view);
   if (directives['no-store']) return forward(ctx, cache, { request, fwd: 'request', stale: undefined, validators: undefined, store: false });
   const refresh = directives['no-cache'] !== undefined;
-  const found = cache.lookup(request, { useFailures: !refresh });
+  const found: Lookup = credentialed ? { kind: 'miss' } : cache.lookup(request, { useFailures: !refresh });
+  // RFC 9111 §5.2.1.7: the client wants no backend call; what the cache cannot answer is a 504.
+  if (directives['only-if-cached'] && found.kind !== 'fresh' && found.kind !== 'stale-while-revalidate') throw new SluiceError('not_cached');
   switch (found.kind) {
     case 'fresh':
       return serveStored(ctx, cache, found.entry, 'hit', { hit: true });
