@@ -151,6 +151,9 @@ describe('Expires and Age (RFC 9111 §5.1, §5.3)', () => {
     for (const [i, expires] of valid.entries()) {
       expect(await reused(`${gw.url}/api/live/exp-ok-${i}?cache_control=&expires=${q(expires)}`), expires).toBe(true);
     }
+    // Two Expires fields, each valid: the value is invalid (RFC 9111 §4.2.1).
+    const twice = `header=${q(`Expires: ${valid[0]}`)}&header=${q(`Expires: ${valid[0]}`)}`;
+    expect(await reused(`${gw.url}/api/live/exp-twice?cache_control=&${twice}`)).toBe(false);
   });
 
   it('ignores an Age that is not a non-negative integer, and reads only the first member of a list', async () => {
