@@ -144,6 +144,19 @@ describe('a client no-cache', () => {
     expect(calls(be, '/api/items/nc-1')).toBe(2);
   });
 
+  it('replaces an entry that is stale anyway, as any request would', async () => {
+    const { be, gw } = await setup();
+    const path = `${gw.url}/api/live/stale-1?cache_control=max-age=1`;
+    const first = JSON.parse((await get(path)).text).counter;
+    await new Promise((r) => setTimeout(r, 1100));
+    const reload = await get(path, { headers: { 'cache-control': 'no-cache' } });
+    expect(cacheStatus(reload)).toBe('sluice; fwd=request; fwd-status=200; stored');
+    const after = await get(path);
+    expect(cacheStatus(after)).toMatch(/hit/);
+    expect(JSON.parse(after.text).counter).not.toBe(first);
+    expect(calls(be, '/api/live/stale-1')).toBe(2);
+  });
+
   it('replaces the stored answer where the route sets allow_client_refresh', async () => {
     const { be, gw } = await setup();
     const path = `${gw.url}/api/live/refresh-1?cache_control=max-age=60`;

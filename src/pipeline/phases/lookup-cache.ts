@@ -29,7 +29,6 @@ import type { PipelineDeps, RequestObserver } from '../deps.js';
 import type { PhaseResult } from './phase.js';
 import { refreshInBackground } from './refresh-cache.js';
 
-
 export function lookupCache(ctx: RequestContext, deps: PipelineDeps): PhaseResult {
   const cache = deps.cache;
   if (!cache || !cacheApplies(ctx)) return 'continue';
@@ -56,13 +55,17 @@ export function lookupCache(ctx: RequestContext, deps: PipelineDeps): PhaseResul
       return serveStored(ctx, cache, found.entry, 'stale', { hit: true, detail: 'stale-while-revalidate' });
     case 'failure':
       return serveFailure(ctx, cache, found);
-    case 'expired':
+    case 'expired': {
       // Still fresh but not acceptable to this request (its no-cache or max-age=0): fwd=request.
+      // A client's no-cache may replace only an entry that is stale anyway: any request
+      // would refetch that one.
+      const stale = found.entry.policy.stale();
       return forward(ctx, cache, {
-        request, fwd: refresh ? 'request' : found.entry.policy.stale() ? 'stale' : 'request', stale: found.entry,
-        store: !refresh || ctx.route!.cache.allow_client_refresh,
+        request, fwd: refresh ? 'request' : stale ? 'stale' : 'request', stale: found.entry,
+        store: !refresh || stale || ctx.route!.cache.allow_client_refresh,
         validators: ctx.method === 'GET' ? validatorsOf(found.entry) : undefined,
       });
+    }
     case 'miss':
       return forward(ctx, cache, { request, fwd: refresh ? 'request' : 'miss', stale: undefined, validators: undefined, store: true });
   }
