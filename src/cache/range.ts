@@ -75,3 +75,19 @@ function ifRangeHolds(ifRange: string | undefined, headers: HeaderMap): boolean 
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
 }
+
+/**
+ * A 206 whose one range is the whole representation, as the complete 200 it is (RFC 9111
+ * §3.4), so it can be stored and serve every range. Sluice does not forward Range on the
+ * read path, so a backend that answers 206 anyway is taken at its word only when nothing is
+ * missing; any other 206 is passed on as it is and not stored.
+ */
+export function wholeRepresentation<R extends { status: number; headers: HeaderMap; body: BufferedBody }>(response: R): R | undefined {
+  if (response.status !== 206) return undefined;
+  const m = /^bytes 0-(\d+)\/(\d+)$/.exec(single(response.headers['content-range'])?.trim() ?? '');
+  const size = response.body.size;
+  if (!m || Number(m[1]) !== size - 1 || Number(m[2]) !== size) return undefined;
+  const headers: HeaderMap = { ...response.headers };
+  delete headers['content-range'];
+  return { ...response, status: 200, headers };
+}

@@ -93,6 +93,27 @@ describe('ranges from a complete answer', () => {
     expect(calls(be, '/api/items/spill-1')).toBe(1);
   });
 
+  it('stores a 206 that holds the whole representation as the 200 it is; another 206 passes unstored', async () => {
+    const { be, gw } = await setup();
+    const whole = `${gw.url}/api/items/r-4?bytes=100&status=206&cache_control=max-age=60&header=${encodeURIComponent('Content-Range: bytes 0-99/100')}`;
+    const first = await get(whole, { headers: { range: 'bytes=10-19' } });
+    expect(first.status).toBe(206);
+    expect(first.headers['content-range']).toBe('bytes 10-19/100');
+    expect(first.body.equals(filler(100).subarray(10, 20))).toBe(true);
+    const full = await get(whole);
+    expect(full.status).toBe(200);
+    expect(full.headers['content-range']).toBeUndefined();
+    expect(cacheStatus(full)).toMatch(/hit/);
+    expect(calls(be, '/api/items/r-4')).toBe(1);
+    const partial = `${gw.url}/api/items/r-5?bytes=10&status=206&cache_control=max-age=60&header=${encodeURIComponent('Content-Range: bytes 0-9/100')}`;
+    for (let i = 0; i < 2; i++) {
+      const r = await get(partial);
+      expect(r.status).toBe(206);
+      expect(r.headers['content-range']).toBe('bytes 0-9/100');
+    }
+    expect(calls(be, '/api/items/r-5')).toBe(2);
+  });
+
   it('leaves ranges to the backend where the route does not cache, and ignores Range on HEAD', async () => {
     const { be, gw } = await setup();
     const echoed = JSON.parse((await get(`${gw.url}/api/echo`, { headers: { range: 'bytes=0-1' } })).text);

@@ -18,6 +18,7 @@
 // has been written; stored copies live in memory and are never disposed.
 import { formatCacheStatus, type CacheStatusParams } from '../../cache/cache-status.js';
 import { clientAnswer } from '../../cache/conditional.js';
+import { wholeRepresentation } from '../../cache/range.js';
 import { normalizedTarget } from '../../cache/request-key.js';
 import { resourceOf, type ResponseCache } from '../../cache/response-cache.js';
 import { SharedBody } from '../../coalesce/shared-answer.js';
@@ -57,7 +58,8 @@ export async function storeResponse(ctx: RequestContext, deps: PipelineDeps): Pr
   }
   if (!(upstream.body instanceof BufferedBody)) return 'continue';
   const params: CacheStatusParams = { fwd: ctx.cacheLookup?.fwd ?? 'bypass', fwdStatus: upstream.status };
-  const answer = await resolveAnswer(ctx, deps, upstream as BufferedResponse, params);
+  const complete = wholeRepresentation(upstream as BufferedResponse) ?? (upstream as BufferedResponse);
+  const answer = await resolveAnswer(ctx, deps, complete, params);
   if (answer.response.body !== upstream.body) await upstream.body.dispose();
   publish(ctx, answer.response, answer.params);
   return 'continue';
