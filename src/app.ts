@@ -67,7 +67,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     warn: (message, err) => telemetry.logger.warn({ err }, message),
     onBackendOutcome: (url, outcome) => backendHealth.record(url, outcome),
   });
-  const cache = new ResponseCache(raw.cache.max_bytes);
+  const cache = new ResponseCache(raw.cache.max_bytes, raw.cache.targeted_fields);
   const coalescer = new Coalescer<SharedAnswer>();
   // Mutable only through reloadApp, which swaps whole objects.
   const deps: MutableDeps = {

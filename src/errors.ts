@@ -35,6 +35,7 @@ export const ERROR_CATALOGUE = {
   response_timeout: { status: 504, source: 'backend', retryable: true, message: 'Backend did not send response headers in time' },
   body_timeout: { status: 504, source: 'backend', retryable: true, message: 'Backend stalled while sending the response body' },
   total_timeout: { status: 504, source: 'backend', retryable: true, message: 'Request exceeded the route total timeout' },
+  not_cached: { status: 504, source: 'client', retryable: false, message: 'only-if-cached: no stored response can answer this request' },
   job_not_found: { status: 404, source: 'client', retryable: false, message: 'No such job' },
   job_not_finished: { status: 409, source: 'client', retryable: true, message: 'Job has not finished' },
   job_result_too_large: { status: 502, source: 'backend', retryable: false, message: 'Job result exceeds job.max_result' },

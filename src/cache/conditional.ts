@@ -1,9 +1,12 @@
 // Conditional requests from clients, answered by Sluice. On the read path the backend
 // never sees a client's If-None-Match / If-Modified-Since (one full answer serves every
 // client and can be stored); each client's validators are checked here against that answer
-// (RFC 9110 §13.1.2, §13.1.3, §13.2.2: If-None-Match wins over If-Modified-Since).
+// (RFC 9110 §13.1.2, §13.1.3, §13.2.2: If-None-Match wins over If-Modified-Since). An
+// answer without Last-Modified is compared by its Date (RFC 9111 §4.3.2).
 import { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
+import { parseHttpDate } from './http-date.js';
+import { rangedAnswer } from './range.js';
 
 type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
@@ -28,14 +31,18 @@ export function isNotModified(request: RequestHeaders, answer: Answer): boolean 
     if (ifNoneMatch.trim() === '*') return true;
     return ifNoneMatch.split(',').some((candidate) => opaque(candidate) === opaque(etag));
   }
-  const since = Date.parse(single(request['if-modified-since']) ?? '');
-  const modified = Date.parse(single(answer.headers['last-modified']) ?? '');
-  return Number.isFinite(since) && Number.isFinite(modified) && modified <= since;
+  const since = parseHttpDate(single(request['if-modified-since']));
+  const modified = parseHttpDate(single(answer.headers['last-modified']) ?? single(answer.headers['date']));
+  return since !== undefined && modified !== undefined && modified <= since;
 }
 
-/** The client's own answer: a 304 when its validators match, else the answer itself. */
-export function conditionalAnswer<R extends Answer>(request: RequestHeaders, answer: R): R | ReturnType<typeof notModifiedAnswer> {
-  return isNotModified(request, answer) ? notModifiedAnswer(answer) : answer;
+/**
+ * What this client gets from a complete answer: a 304 when its validators match, the
+ * byte range it asked for (GET only), or the answer itself.
+ */
+export function clientAnswer<R extends Answer & { body: BufferedBody }>(request: RequestHeaders, method: string, answer: R): R | { status: number; headers: HeaderMap; body: BufferedBody } {
+  if (isNotModified(request, answer)) return notModifiedAnswer(answer);
+  return method === 'GET' ? rangedAnswer(request, answer) : answer;
 }
 
 export function notModifiedAnswer(answer: Answer): { status: 304; headers: HeaderMap; body: BufferedBody } {

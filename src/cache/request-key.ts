@@ -39,3 +39,26 @@ export interface ReadIdentity {
 export function readKey(id: ReadIdentity): string {
   return [id.method, id.host ?? '', id.target, id.headers, id.body ?? ''].join(' ');
 }
+
+/**
+ * Headers whose list members are compared as a set, case-insensitively: a different
+ * order, case or spacing of the same preferences does not make another variant.
+ */
+const SET_VALUED = new Set(['accept-language', 'accept-encoding', 'accept', 'accept-charset']);
+
+/**
+ * The digest that selects a Vary variant (RFC 9111 §4.1): each selecting header's value
+ * normalized — repeated fields combined, whitespace around commas and at the ends removed,
+ * and the Accept-* lists sorted and lower-cased — so equivalent requests share one variant.
+ */
+export function selectingDigest(headers: RequestHeaders, fields: readonly string[]): string {
+  const normalized: Record<string, string | undefined> = {};
+  for (const field of fields) normalized[field] = selectingValue(field, headers[field]);
+  return headerDigest(normalized, fields);
+}
+
+export function selectingValue(field: string, value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const members = [value].flat().join(',').split(',').map((m) => m.trim().replace(/\s*;\s*/g, ';')).filter((m) => m.length > 0);
+  return SET_VALUED.has(field) ? members.map((m) => m.toLowerCase()).sort().join(',') : members.join(',');
+}

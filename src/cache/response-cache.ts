@@ -14,22 +14,34 @@ import { LRUCache } from 'lru-cache';
 import type { ErrorCode } from '../errors.js';
 import type { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
-import { admit, policyHeaders, type CacheRules } from './admission.js';
-import { headerDigest } from './request-key.js';
+import { admit, policyHeaders, type CacheRules, type RouteRules } from './admission.js';
+import { selectingDigest } from './request-key.js';
+
+type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
 export interface CacheRequest {
   /** Host, normalized target and the route's key headers (hashed); see request-key.ts. */
   readonly key: string;
   /** Path and normalized query, for purging by glob. */
   readonly target: string;
+  /** Host and target: what an unsafe request to the same URI invalidates, whatever the key headers. */
+  readonly resource: string;
+  /** The headers Sluice forwards for this request: Vary selects variants on these. */
+  readonly headers: RequestHeaders;
   /** The request as the library sees it; HEAD reads GET entries, so the method is always GET. */
   readonly view: CachePolicy.Request;
+}
+
+/** The invalidation handle of a URI (RFC 9111 §4.4): host and normalized target. */
+export function resourceOf(host: string | undefined, target: string): string {
+  return `${host ?? ''} ${target}`;
 }
 
 export interface CacheEntry {
   readonly kind: 'entry';
   readonly storageKey: string;
   readonly target: string;
+  readonly resource: string;
   readonly status: number;
   readonly headers: HeaderMap;
   readonly body: Buffer;
@@ -45,6 +57,7 @@ export interface CacheEntry {
 export interface FailureEntry {
   readonly kind: 'failure';
   readonly target: string;
+  readonly resource: string;
   readonly storedAt: number;
   readonly ttlMs: number;
   /** A backend 5xx response, or the Sluice error a failed backend call ended with. */
@@ -56,6 +69,7 @@ export interface FailureEntry {
 interface VaryIndex {
   readonly kind: 'vary';
   readonly target: string;
+  readonly resource: string;
   readonly fields: readonly string[];
   readonly size: number;
 }
@@ -72,24 +86,42 @@ export type Lookup =
 
 export type CacheEvent = 'hits' | 'misses' | 'stale' | 'revalidated' | 'error_stale' | 'bypass';
 
+/** RFC 9213 targeted fields obeyed by default, most specific first. */
+export const DEFAULT_TARGETED_FIELDS: readonly string[] = ['sluice-cache-control', 'cdn-cache-control'];
+
 /** Per-entry bookkeeping the byte bound also has to cover (policy object, key strings). */
 const ENTRY_OVERHEAD = 512;
 
 export class ResponseCache {
   private readonly lru: LRUCache<string, Stored>;
   private readonly refreshing = new Set<string>();
-  private readonly counters: Record<CacheEvent | 'stored' | 'evictions' | 'purged', number> = {
-    hits: 0, misses: 0, stale: 0, revalidated: 0, error_stale: 0, bypass: 0, stored: 0, evictions: 0, purged: 0,
+  /** Storage keys per resource, so an unsafe request invalidates every variant of its URI at once. */
+  private readonly byResource = new Map<string, Set<string>>();
+  private readonly counters: Record<CacheEvent | 'stored' | 'evictions' | 'purged' | 'invalidated', number> = {
+    hits: 0, misses: 0, stale: 0, revalidated: 0, error_stale: 0, bypass: 0, stored: 0, evictions: 0, purged: 0, invalidated: 0,
   };
   private entryCount = 0;
+  /** Lower-case targeted field names (RFC 9213) that decide caching here, most specific first. */
+  readonly targetedFields: readonly string[];
+  /**
+   * The targeted fields addressed to Sluice alone, removed before the client. CDN-Cache-Control
+   * is addressed to every CDN on the path, so one in front of Sluice still gets it.
+   */
+  readonly ownFields: readonly string[];
 
-  constructor(readonly maxBytes: number, private readonly now: () => number = Date.now) {
+  constructor(readonly maxBytes: number, targetedFields: readonly string[] = DEFAULT_TARGETED_FIELDS, private readonly now: () => number = Date.now) {
+    this.targetedFields = targetedFields.map((f) => f.toLowerCase());
+    this.ownFields = this.targetedFields.filter((f) => f !== 'cdn-cache-control');
     this.lru = new LRUCache<string, Stored>({
       maxSize: maxBytes,
       sizeCalculation: (value) => value.size,
-      dispose: (value, _key, reason) => {
+      dispose: (value, key, reason) => {
         if (value.kind === 'entry') this.entryCount--;
         if (reason === 'evict') this.counters.evictions++;
+        if (reason === 'set') return;
+        const keys = this.byResource.get(value.resource);
+        keys?.delete(key);
+        if (keys?.size === 0) this.byResource.delete(value.resource);
       },
     });
   }
@@ -117,7 +149,7 @@ export class ResponseCache {
   }
 
   /** Stores a backend response when RFC 9111 and the route allow it; returns the entry, or undefined. */
-  async store(request: CacheRequest, response: { status: number; headers: HeaderMap; body: BufferedBody }, rules: CacheRules & { max_object: number }): Promise<CacheEntry | undefined> {
+  async store(request: CacheRequest, response: { status: number; headers: HeaderMap; body: BufferedBody }, rules: RouteRules & { max_object: number }): Promise<CacheEntry | undefined> {
     if (response.body.size > rules.max_object || response.body.size > this.maxBytes) return undefined;
     const entry = this.admitEntry(request, response.status, response.headers, rules, undefined);
     if (!entry) return undefined;
@@ -129,7 +161,7 @@ export class ResponseCache {
    * A 304 answered our revalidation: the stored body stays, its headers are updated from
    * the 304 (RFC 9111 §4.3.4). Returns what to serve and whether it was stored again.
    */
-  revalidated(request: CacheRequest, stale: CacheEntry, notModified: HeaderMap, rules: CacheRules): { entry: CacheEntry; stored: boolean } {
+  revalidated(request: CacheRequest, stale: CacheEntry, notModified: HeaderMap, rules: RouteRules): { entry: CacheEntry; stored: boolean } {
     const headers: HeaderMap = { ...stale.headers };
     for (const [name, value] of Object.entries(notModified)) {
       if (!KEEP_ON_REVALIDATION.has(name)) headers[name] = value;
@@ -148,8 +180,25 @@ export class ResponseCache {
   storeFailure(request: CacheRequest, failure: Pick<FailureEntry, 'response' | 'errorCode'>, ttlMs: number): void {
     const size = ENTRY_OVERHEAD + (failure.response ? failure.response.body.length + JSON.stringify(failure.response.headers).length : 0);
     if (size > this.maxBytes) return;
-    const entry: FailureEntry = { kind: 'failure', target: request.target, storedAt: this.now(), ttlMs, size, ...failure };
-    this.lru.set(`!${request.key}`, entry, { ttl: Math.max(1, Math.ceil(ttlMs)) });
+    const entry: FailureEntry = { kind: 'failure', target: request.target, resource: request.resource, storedAt: this.now(), ttlMs, size, ...failure };
+    this.set(`!${request.key}`, entry, Math.max(1, Math.ceil(ttlMs)));
+  }
+
+  /**
+   * After a successful unsafe request (RFC 9111 §4.4): every stored response for the URI
+   * (all key headers, all variants, remembered failures) goes. Returns how many were stored.
+   */
+  invalidateResource(resource: string): number {
+    const keys = this.byResource.get(resource);
+    if (!keys) return 0;
+    let removed = 0;
+    for (const key of [...keys]) {
+      if (this.lru.peek(key, { allowStale: true })?.kind !== 'vary') removed++;
+      this.lru.delete(key);
+    }
+    this.byResource.delete(resource);
+    this.counters.invalidated += removed;
+    return removed;
   }
 
   /** Drops what is stored for a request (e.g. the backend now says no-store). */
@@ -197,16 +246,17 @@ export class ResponseCache {
     return variant?.kind === 'entry' ? variant : undefined;
   }
 
-  private admitEntry(request: CacheRequest, status: number, headers: HeaderMap, rules: CacheRules, body: Buffer | undefined): CacheEntry | undefined {
+  private admitEntry(request: CacheRequest, status: number, headers: HeaderMap, route: RouteRules, body: Buffer | undefined): CacheEntry | undefined {
+    const rules: CacheRules = { ...route, targetedFields: this.targetedFields };
     const admission = admit(request.view, status, headers, rules);
     if (!admission) return undefined;
     const fields = varyFields(admission.headers);
     if (fields.includes('*')) return undefined;
     const storageKey = fields.length > 0 ? variantKey(request, fields) : request.key;
-    const varyCost = fields.length > 0 ? JSON.stringify(request.view.headers).length : 0;
+    const varyCost = fields.length > 0 ? 64 * fields.length : 0;
     const size = ENTRY_OVERHEAD + storageKey.length + JSON.stringify(admission.headers).length + varyCost + (body?.length ?? 0);
     return {
-      kind: 'entry', storageKey, target: request.target, status, headers: admission.headers, body: body ?? Buffer.alloc(0),
+      kind: 'entry', storageKey, target: request.target, resource: request.resource, status, headers: admission.headers, body: body ?? Buffer.alloc(0),
       policy: admission.policy, staleWhileRevalidateSec: admission.staleWhileRevalidateSec, staleIfErrorSec: admission.staleIfErrorSec,
       revalidatable: admission.revalidatable, retainMs: admission.retainMs, size,
     };
@@ -216,14 +266,22 @@ export class ResponseCache {
     if (entry.size > this.maxBytes) return entry;
     const fields = varyFields(entry.headers);
     if (fields.length > 0) {
-      this.lru.set(request.key, { kind: 'vary', target: request.target, fields, size: ENTRY_OVERHEAD + request.key.length });
+      this.set(request.key, { kind: 'vary', target: request.target, resource: request.resource, fields, size: ENTRY_OVERHEAD + request.key.length }, 0);
     }
-    this.lru.set(entry.storageKey, entry, { ttl: entry.retainMs === undefined ? 0 : Math.max(1, Math.ceil(entry.retainMs)) });
+    this.set(entry.storageKey, entry, entry.retainMs === undefined ? 0 : Math.max(1, Math.ceil(entry.retainMs)));
     if (this.lru.peek(entry.storageKey) === entry) {
       this.entryCount++;
       this.counters.stored++;
     }
     return entry;
+  }
+
+  private set(key: string, value: Stored, ttl: number): void {
+    this.lru.set(key, value, { ttl });
+    if (this.lru.peek(key, { allowStale: true }) !== value) return;
+    let keys = this.byResource.get(value.resource);
+    if (!keys) this.byResource.set(value.resource, (keys = new Set()));
+    keys.add(key);
   }
 }
 
@@ -237,7 +295,7 @@ function varyFields(headers: HeaderMap): string[] {
 }
 
 function variantKey(request: CacheRequest, fields: readonly string[]): string {
-  return `${request.key}\u0000${headerDigest(request.view.headers, fields)}`;
+  return `${request.key}\u0000${selectingDigest(request.headers, fields)}`;
 }
 
 function weak(tag: string | string[]): string {

@@ -30,8 +30,32 @@ export interface CompiledRoute {
   readonly streamResponse: boolean;
   readonly timeouts: { readonly responseMs: number; readonly bodyMs: number };
   readonly cache: Readonly<RouteCacheConfig>;
+  /** Who may use the shared cache and what selects a stored answer; see cacheKeyPlan. */
+  readonly cacheKey: CacheKeyPlan;
   readonly coalesce: Readonly<RouteCoalesceConfig>;
   readonly job: Readonly<RouteJobConfig> | undefined;
+}
+
+/**
+ * The cache key of a route: request headers hashed into it (lower-case, sorted) and what a
+ * request with credentials does. `bypass`: neither reads nor writes the shared cache;
+ * `keyed`: the header is in the key; `ignored` (Cookie with ignore_cookies): not forwarded,
+ * so the stored answer cannot depend on it.
+ */
+export interface CacheKeyPlan {
+  readonly headers: readonly string[];
+  readonly authorization: 'bypass' | 'keyed';
+  readonly cookie: 'bypass' | 'keyed' | 'ignored';
+}
+
+export function cacheKeyPlan(cache: RouteCacheConfig): CacheKeyPlan {
+  const named = [...(cache.key_headers ?? []), ...cache.vary_extra].map((n) => n.toLowerCase());
+  const headers = [...new Set(cache.ignore_cookies ? named.filter((n) => n !== 'cookie') : named)].sort();
+  return {
+    headers,
+    authorization: headers.includes('authorization') ? 'keyed' : 'bypass',
+    cookie: cache.ignore_cookies ? 'ignored' : headers.includes('cookie') ? 'keyed' : 'bypass',
+  };
 }
 
 export interface CompiledConfig {
@@ -65,6 +89,7 @@ export function compileConfig(config: SluiceConfig): CompiledConfig {
       bodyMs: route.timeouts.body ?? config.backend.timeouts.body,
     },
     cache: Object.freeze(route.cache ?? cacheDefaults()),
+    cacheKey: cacheKeyPlan(route.cache ?? cacheDefaults()),
     coalesce: Object.freeze(route.coalesce ?? coalesceDefaults()),
     job: route.job ? Object.freeze(route.job) : undefined,
   }));
@@ -103,6 +128,7 @@ function defaultRoute(config: SluiceConfig, index: number): CompiledRoute {
       bodyMs: config.backend.timeouts.body,
     },
     cache: cacheDefaults(),
+    cacheKey: cacheKeyPlan(cacheDefaults()),
     coalesce: coalesceDefaults(),
     job: undefined,
   };

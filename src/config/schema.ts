@@ -59,6 +59,21 @@ const routeCacheSchema = z.strictObject({
   max_object: size('8MiB'),
   vary_extra: z.array(headerName).default([]),
   allow_set_cookie: z.boolean().default(false),
+  /**
+   * Request headers hashed into the cache key. A request carrying Cookie or Authorization
+   * uses the shared cache only when that header is listed here (or, for Cookie, with
+   * ignore_cookies); otherwise it bypasses the cache both ways.
+   */
+  key_headers: z.array(headerName).optional(),
+  /** Public assets: cookies are neither keyed on nor forwarded on the read path. */
+  ignore_cookies: z.boolean().default(false),
+  /** A client's `no-cache` may replace the stored answer; by default it is answered from a revalidation. */
+  allow_client_refresh: z.boolean().default(false),
+  /** Heuristic freshness (RFC 9111 §4.2.2) as a share of the time since Last-Modified, e.g. `10%`; off when absent. */
+  heuristic: z.string().regex(/^\d+(\.\d+)?%$/, 'heuristic is a percentage, like 10%')
+    .transform((v) => Number(v.slice(0, -1)) / 100).optional(),
+  /** Cap on a heuristic freshness lifetime. */
+  heuristic_max: duration('24h'),
 });
 
 const routeCoalesceSchema = z.strictObject({
@@ -189,7 +204,11 @@ export const configSchema = z.strictObject({
     }).prefault({}),
   }).prefault({}),
   routes: z.array(routeSchema).default([]),
-  cache: z.strictObject({ max_bytes: size('256MiB') }).prefault({}),
+  cache: z.strictObject({
+    max_bytes: size('256MiB'),
+    /** RFC 9213 targeted fields Sluice obeys, most specific first; each overrides Cache-Control and is never sent to clients. */
+    targeted_fields: z.array(headerName).default(['Sluice-Cache-Control', 'CDN-Cache-Control']),
+  }).prefault({}),
   jobs: z.strictObject({
     store: z.enum(['sqlite', 'memory']).default('sqlite'),
     path: z.string().default('./data/sluice-jobs.db'),

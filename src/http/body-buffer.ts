@@ -17,6 +17,8 @@ export class BufferedBody {
     private readonly dir: string | undefined,
     /** Gives back what this body took of a BufferBudget; once. */
     private release: (() => void) | undefined = undefined,
+    /** Where this body starts in `filePath` (a slice of a spilled body). */
+    private readonly offset = 0,
   ) {}
 
   static empty(): BufferedBody {
@@ -39,7 +41,20 @@ export class BufferedBody {
   /** A fresh stream of the whole body; may be called more than once (coalesced followers). */
   stream(): Readable {
     if (this.memory) return Readable.from(this.memory.length > 0 ? [this.memory] : []);
-    return createReadStream(this.filePath!);
+    if (this.size === 0) return Readable.from([]);
+    return createReadStream(this.filePath!, { start: this.offset, end: this.offset + this.size - 1 });
+  }
+
+  /**
+   * Bytes `start`..`end` (inclusive) as a body of their own (a byte range). The slice
+   * borrows this body's storage: it must be read before this body is disposed, and
+   * disposing the slice deletes nothing.
+   */
+  slice(start: number, end: number): BufferedBody {
+    const size = Math.max(0, end - start + 1);
+    if (this.memory) return BufferedBody.fromBuffer(this.memory.subarray(start, end + 1));
+    // A slice owns no budget share: the body it borrows from does.
+    return new BufferedBody(size, undefined, this.filePath, undefined, undefined, this.offset + start);
   }
 
   /** Reads the whole body into memory (for stores that need bytes, such as the job result store). */

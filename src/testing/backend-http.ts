@@ -110,6 +110,12 @@ export interface Overrides {
   setCookie: boolean;
   etag?: string;
   lastModified: boolean;
+  /** Extra response headers, exactly as given (`header=Name: value`, repeatable): Expires, Age, Date, Location... */
+  headers: Array<[string, string]>;
+  /** Sent before the final response: 100, 102 or 103 (with a Link preload hint). */
+  interim: number[];
+  /** A 304 also carries Content-Length (the size of the representation), as some servers send. */
+  contentLengthOn304: boolean;
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -124,7 +130,27 @@ function nonNegativeInt(raw: string, name: string, max: number): number {
 
 /** Parses the per-request query overrides; throws Error with a user-facing message. */
 export function parseOverrides(q: URLSearchParams): Overrides {
-  const o: Overrides = { setCookie: q.get('set_cookie') === '1', lastModified: q.get('last_modified') === '1' };
+  const o: Overrides = {
+    setCookie: q.get('set_cookie') === '1', lastModified: q.get('last_modified') === '1',
+    headers: [], interim: [], contentLengthOn304: q.get('content_length_on_304') === '1',
+  };
+  for (const [param, name] of [['expires', 'expires'], ['cdn_cache_control', 'cdn-cache-control'], ['sluice_cache_control', 'sluice-cache-control']] as const) {
+    const value = q.get(param);
+    if (value === null) continue;
+    if (!HEADER_TEXT.test(value)) throw new Error(`${param} has invalid characters`);
+    o.headers.push([name, value]);
+  }
+  for (const header of q.getAll('header')) {
+    const colon = header.indexOf(':');
+    const name = header.slice(0, colon).trim();
+    const value = header.slice(colon + 1).trim();
+    if (colon < 1 || !TOKEN.test(name) || !HEADER_TEXT.test(value)) throw new Error('header must be "Name: value"');
+    o.headers.push([name.toLowerCase(), value]);
+  }
+  for (const code of q.getAll('interim')) {
+    if (!['100', '102', '103'].includes(code)) throw new Error('interim must be 100, 102 or 103');
+    o.interim.push(Number(code));
+  }
   const ms = q.get('ms');
   if (ms !== null) o.ms = nonNegativeInt(ms, 'ms', 3_600_000);
   const status = q.get('status');

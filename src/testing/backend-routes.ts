@@ -136,6 +136,10 @@ function respond(req: IncomingMessage, res: ServerResponse, draft: Draft, o: Ove
   if (o.cacheControl !== undefined) headers['cache-control'] = o.cacheControl;
   if (o.setCookie) headers['set-cookie'] = `sluice_test=${randomUUID()}; Path=/; HttpOnly`;
   if (o.lastModified) headers['last-modified'] = FIXED_LAST_MODIFIED;
+  for (const [name, value] of o.headers) {
+    const prior = headers[name];
+    headers[name] = prior === undefined ? value : [prior, value].flat().map(String);
+  }
 
   const bytes = o.bytes !== undefined ? filler(o.bytes) : Buffer.from(JSON.stringify(body));
   headers['content-type'] = o.bytes !== undefined ? 'text/plain; charset=utf-8' : 'application/json';
@@ -146,10 +150,19 @@ function respond(req: IncomingMessage, res: ServerResponse, draft: Draft, o: Ove
   const conditional = (req.method === 'GET' || req.method === 'HEAD') && status === 200;
   if (conditional && notModified(req, etag, o.lastModified ? FIXED_LAST_MODIFIED : undefined)) {
     delete headers['content-type'];
+    // Node drops Content-Length on a 304 unless it is written by hand, as some servers do.
+    if (o.contentLengthOn304) headers['content-length'] = bytes.length;
     send(res, 304, headers);
     return;
   }
   send(res, status, headers, bytes);
+}
+
+/** An interim (1xx) response before the final one, as Flask/Gunicorn can send for Early Hints. */
+function writeInterim(res: ServerResponse, code: number): void {
+  if (code === 100) res.writeContinue();
+  else if (code === 102) res.writeProcessing();
+  else res.writeEarlyHints({ link: '</static/app.css>; rel=preload; as=style' });
 }
 
 /**
@@ -174,6 +187,7 @@ export async function handleApi(req: IncomingMessage, res: ServerResponse, url: 
     sendJson(res, 400, { error: 'bad_query', detail: (err as Error).message });
     return;
   }
+  for (const code of overrides.interim) writeInterim(res, code);
   await sleep(overrides.ms ?? defaultLatency(route, env), env.signal);
   if (env.stallRate > 0 && env.random() < env.stallRate) await sleep(env.stallMs, env.signal);
   if (env.errorRate > 0 && env.random() < env.errorRate) {

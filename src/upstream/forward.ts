@@ -22,6 +22,8 @@ export interface UpstreamCall {
   /** Stream the body to the caller instead of buffering it. */
   readonly stream: boolean;
   readonly buffer: { readonly memoryLimit: number; readonly maxBytes: number; readonly tempDir: string | undefined };
+  /** Interim (1xx) responses before the final one, e.g. 103 Early Hints. */
+  readonly onInterim?: (status: number, headers: HeaderMap) => void;
 }
 
 export async function callBackend(server: ConnectionBalancer, call: UpstreamCall): Promise<ProxyResponse> {
@@ -38,14 +40,18 @@ export async function callBackend(server: ConnectionBalancer, call: UpstreamCall
       signal: call.signal,
       headersTimeout: call.headersTimeoutMs,
       bodyTimeout: call.bodyTimeoutMs,
+      onInfo: call.onInterim ? (info) => call.onInterim!(info.statusCode, info.headers as HeaderMap) : undefined,
     }, call.serviceKey);
   } catch (err) {
     throw upstreamError(err, call.signal);
   }
   const responseHeaders = response.headers as HeaderMap;
-  if (call.stream || call.method === 'HEAD') {
-    if (call.method === 'HEAD') await response.body.dump().catch(() => {});
-    return { status: response.statusCode, headers: responseHeaders, body: call.method === 'HEAD' ? BufferedBody.empty() : response.body };
+  // HEAD, 204 and 304 have no body whatever their Content-Length says (RFC 9110 §6.4.1);
+  // reading one would fail as a length mismatch.
+  const bodyless = call.method === 'HEAD' || response.statusCode === 204 || response.statusCode === 304;
+  if (call.stream || bodyless) {
+    if (bodyless) await response.body.dump().catch(() => {});
+    return { status: response.statusCode, headers: responseHeaders, body: bodyless ? BufferedBody.empty() : response.body };
   }
   try {
     const body = await BufferedBody.collect(response.body, {

@@ -32,6 +32,24 @@ describe('read path config', () => {
     expect(config.raw.cache.max_bytes).toBe(64 * 1024 * 1024);
   });
 
+  it('keeps credentials out of the cache by default, and compiles how a route keys on them', () => {
+    const yaml = `${BASE}cache: { targeted_fields: [Edge-Control] }\nroutes:
+  - { name: plain }
+  - { name: keyed, cache: { key_headers: [Cookie, X-Tenant], vary_extra: [Accept-Language], heuristic: 12.5%, heuristic_max: 1h } }
+  - { name: assets, cache: { ignore_cookies: true, key_headers: [Authorization, Cookie] } }
+`;
+    const config = compileConfig(parseConfigText(yaml, 'sluice.yaml', {}));
+    const [plain, keyed, assets] = config.routes;
+    expect(plain!.cacheKey).toEqual({ headers: [], authorization: 'bypass', cookie: 'bypass' });
+    expect(plain!.cache).toMatchObject({ ignore_cookies: false, allow_client_refresh: false, heuristic_max: 86_400_000 });
+    expect(plain!.cache.heuristic).toBeUndefined();
+    expect(keyed!.cacheKey).toEqual({ headers: ['accept-language', 'cookie', 'x-tenant'], authorization: 'bypass', cookie: 'keyed' });
+    expect(keyed!.cache).toMatchObject({ heuristic: 0.125, heuristic_max: 3_600_000 });
+    expect(assets!.cacheKey).toEqual({ headers: ['authorization'], authorization: 'keyed', cookie: 'ignored' });
+    expect(config.raw.cache.targeted_fields).toEqual(['Edge-Control']);
+    expect(problems('routes:\n  - name: items\n    cache: { heuristic: lots }\n').join('\n')).toMatch(/sluice\.yaml:6:\d+: heuristic is a percentage/);
+  });
+
   it('reports bad values at their line', () => {
     const yaml = 'routes:\n  - name: items\n    coalesce:\n      on_leader_error: retry_all\n      key_headers: ["not a header"]\n    cache: { ttl: soon, colour: blue }\n';
     const found = problems(yaml).join('\n');

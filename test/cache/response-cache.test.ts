@@ -3,16 +3,23 @@
 import { describe, expect, it } from 'vitest';
 import { isNotModified } from '../../src/cache/conditional.js';
 import { headerDigest, normalizedTarget, readKey } from '../../src/cache/request-key.js';
-import { ResponseCache, type CacheRequest } from '../../src/cache/response-cache.js';
-import type { CacheRules } from '../../src/cache/admission.js';
+import { resourceOf, ResponseCache, type CacheRequest } from '../../src/cache/response-cache.js';
+import type { RouteRules } from '../../src/cache/admission.js';
+import { requestView } from '../../src/cache/response-view.js';
 import { BufferedBody } from '../../src/http/body-buffer.js';
 import type { HeaderMap } from '../../src/http/headers.js';
 
-const RULES: CacheRules & { max_object: number } = { ttl: undefined, stale_while_revalidate: undefined, stale_if_error: undefined, allow_set_cookie: false, max_object: 1 << 20 };
+const RULES: RouteRules & { max_object: number } = {
+  ttl: undefined, stale_while_revalidate: undefined, stale_if_error: undefined, allow_set_cookie: false, max_object: 1 << 20,
+  heuristic: undefined, heuristic_max: 86_400_000,
+};
 
 function request(target: string, headers: Record<string, string> = {}): CacheRequest {
   const all = { host: 'example.test', ...headers };
-  return { key: readKey({ method: 'GET', host: all.host, target, headers: '' }), target, view: { method: 'GET', url: target, headers: all } };
+  return {
+    key: readKey({ method: 'GET', host: all.host, target, headers: '' }), target, resource: resourceOf(all.host, target),
+    headers: all, view: { method: 'GET', url: target, headers: requestView(all) },
+  };
 }
 
 async function store(cache: ResponseCache, req: CacheRequest, headers: HeaderMap, rules = RULES, status = 200, body = 'body') {

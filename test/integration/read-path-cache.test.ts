@@ -34,6 +34,9 @@ routes:
     match: { path: /api/live/plain-* }
     cache: { enabled: false }
     coalesce: { enabled: false }
+  - name: keyed-auth
+    match: { path: /api/items/auth-* }
+    cache: { key_headers: [Authorization] }
   - name: api
     match: { path: /api/* }
 `;
@@ -119,13 +122,16 @@ describe('freshness', () => {
     expect(calls(be, '/api/items/cookie-ok-1')).toBe(1);
   });
 
-  it('stores answers to Authorization requests only when the response allows it', async () => {
+  it('stores answers to Authorization requests only where the route keys on it, and only when the response allows it', async () => {
     const { be, gw } = await setup();
     const auth = { authorization: 'Bearer alice' };
-    for (let i = 0; i < 2; i++) await get(`${gw.url}/api/items/a1?cache_control=max-age=60`, { headers: auth });
+    for (let i = 0; i < 2; i++) await get(`${gw.url}/api/items/auth-1?cache_control=max-age=60`, { headers: auth });
+    for (let i = 0; i < 2; i++) await get(`${gw.url}/api/items/auth-2?cache_control=public,max-age=60`, { headers: auth });
+    expect(calls(be, '/api/items/auth-1')).toBe(2);
+    expect(calls(be, '/api/items/auth-2')).toBe(1);
+    // A route that does not key on Authorization keeps such requests out of the cache entirely.
     for (let i = 0; i < 2; i++) await get(`${gw.url}/api/items/a2?cache_control=public,max-age=60`, { headers: auth });
-    expect(calls(be, '/api/items/a1')).toBe(2);
-    expect(calls(be, '/api/items/a2')).toBe(1);
+    expect(calls(be, '/api/items/a2')).toBe(2);
   });
 
   it('uses the route ttl when the backend sends no freshness', async () => {

@@ -116,7 +116,7 @@ describe('X-Request-Id', () => {
     expect(other.headers['x-request-id']).not.toBe(generated.headers['x-request-id']);
     expect((await get(`${url}/api/live/1`, { headers: { 'x-request-id': 'client.id-7' } })).headers['x-request-id']).toBe('client.id-7');
     expect((await get(`${url}/api/live/1`, { headers: { 'x-request-id': 'bad id with spaces' } })).headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-    const refused = await get(`${url}/api/echo`, { method: 'PROPFIND', headers: { 'x-request-id': 'err-1' } });
+    const refused = await get(`${url}/api/echo`, { method: 'TRACE', headers: { 'x-request-id': 'err-1' } });
     expect(refused.status).toBe(405);
     expect(refused.headers['x-request-id']).toBe('err-1');
     expect(JSON.parse(refused.text).error.request_id).toBe('err-1');

@@ -16,11 +16,16 @@ import type { PipelineDeps } from '../deps.js';
 import type { PhaseResult } from './phase.js';
 import { readRequestBody } from './read-body.js';
 
-const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+/**
+ * Methods never proxied: TRACE reflects the request (credentials included) back to the page
+ * that sent it. Extension methods (M-SEARCH, PROPFIND, PURGE...) pass on routes that allow
+ * any method; a route that lists methods only ever matches those.
+ */
+const REFUSED_METHODS: ReadonlySet<string> = new Set(['TRACE', 'CONNECT']);
 
 export async function admit(ctx: RequestContext, deps: PipelineDeps): Promise<PhaseResult> {
   const route = ctx.route!;
-  if (!KNOWN_METHODS.has(ctx.method)) throw new SluiceError('method_not_allowed', ctx.method);
+  if (REFUSED_METHODS.has(ctx.method)) throw new SluiceError('method_not_allowed', ctx.method);
   const declared = ctx.req.headers['content-length'];
   if (declared !== undefined && Number(declared) > route.maxBodyBytes) {
     throw new SluiceError('body_too_large', `${declared} bytes declared, route ${route.name} allows ${route.maxBodyBytes}`);

@@ -6,6 +6,21 @@ import { callBackend } from '../../upstream/forward.js';
 import type { RequestContext } from '../context.js';
 import type { PipelineDeps } from '../deps.js';
 import type { PhaseResult } from './phase.js';
+import type { HeaderMap } from '../../http/headers.js';
+import { endToEndHeaders } from '../../http/headers.js';
+
+/**
+ * Interim responses reach this request's client as they arrive (RFC 9110 §15.2): 103 Early
+ * Hints let a browser start fetching while the backend still computes. Never stored or
+ * shared with coalesced followers. HTTP/1.0 clients get none (§15.2). A 100 from the
+ * backend never arrives here: Sluice answers Expect itself and does not forward it.
+ */
+function passInterim(ctx: RequestContext, status: number, headers: HeaderMap): void {
+  const res = ctx.res;
+  if (res.headersSent || res.destroyed || ctx.req.httpVersion === '1.0') return;
+  if (status === 103) res.writeEarlyHints(endToEndHeaders(headers) as Record<string, string | string[]>);
+  else if (status === 102) res.writeProcessing();
+}
 
 export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): Promise<PhaseResult> {
   const route = ctx.route!;
@@ -36,6 +51,7 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
       bodyTimeoutMs: route.timeouts.bodyMs,
       stream: route.streamResponse,
       buffer: { memoryLimit: limits.memory_buffer, maxBytes: limits.max_response, tempDir: limits.temp_dir },
+      onInterim: (status, interim) => passInterim(ctx, status, interim),
     });
     const durationMs = performance.now() - started;
     for (const observer of deps.observers) observer.afterUpstream?.(ctx, { status: ctx.response.status, durationMs });

@@ -7,7 +7,7 @@
 // the body when the route lets bodies coalesce.
 import { createHash } from 'node:crypto';
 import { formatCacheStatus } from '../../cache/cache-status.js';
-import { conditionalAnswer } from '../../cache/conditional.js';
+import { clientAnswer } from '../../cache/conditional.js';
 import { headerDigest, normalizedTarget, readKey } from '../../cache/request-key.js';
 import type { FlightMember, FollowResult, Leadership } from '../../coalesce/coalescer.js';
 import type { SharedAnswer } from '../../coalesce/shared-answer.js';
@@ -116,7 +116,7 @@ function serveShared(ctx: RequestContext, answer: SharedAnswer): PhaseResult {
   // A cookie the backend set was meant for the leader's client alone.
   const headers = { ...answer.response.headers };
   delete headers['set-cookie'];
-  ctx.response = conditionalAnswer(ctx.req.headers, { ...answer.response, headers });
+  ctx.response = clientAnswer(ctx.req.headers, ctx.method, { ...answer.response, headers });
   ctx.cacheStatus = answer.cacheStatus;
   ctx.cacheStatusDetail = `${answer.cacheStatusDetail}; collapsed`;
   return 'respond';

@@ -3,48 +3,71 @@
 // refresh for its entry; a remembered backend failure (error_ttl) answers at once.
 // Anything else goes on to coalescing and the backend, carrying what was found: validators
 // for a conditional revalidation, and a stale copy for stale-if-error.
+//
+// The shared cache never serves one user's answer to another: a request with Cookie or
+// Authorization neither reads nor writes it unless the route keys on that header
+// (cache.key_headers) or ignores cookies (cache.ignore_cookies). Keys and variants are
+// computed from the headers Sluice forwards, after hop-by-hop stripping, so a header the
+// backend never saw cannot select a stored answer. A client's no-cache is answered from a
+// revalidation and never replaces the stored answer unless the route allows it
+// (cache.allow_client_refresh), so one client cannot overwrite what everyone is served.
 import type { IncomingMessage } from 'node:http';
 import { formatCacheStatus, type CacheStatusParams } from '../../cache/cache-status.js';
-import { CLIENT_VALIDATORS, conditionalAnswer } from '../../cache/conditional.js';
+import { CLIENT_VALIDATORS, clientAnswer } from '../../cache/conditional.js';
 import { requestDirectives } from '../../cache/admission.js';
 import type { CacheLookupState } from '../../cache/lookup-state.js';
+import { RANGE_FIELDS } from '../../cache/range.js';
 import { headerDigest, normalizedTarget, readKey } from '../../cache/request-key.js';
-import type { CacheEntry, CacheRequest, Lookup, ResponseCache } from '../../cache/response-cache.js';
-import { PRIORITY_CLASSES } from '../../config/schema.js';
+import { requestView } from '../../cache/response-view.js';
+import { resourceOf, type CacheEntry, type CacheRequest, type Lookup, type ResponseCache } from '../../cache/response-cache.js';
+import type { CacheKeyPlan } from '../../config/compile.js';
 import { SluiceError } from '../../errors.js';
 import { BufferedBody } from '../../http/body-buffer.js';
-import { upstreamRequestHeaders, type HeaderMap } from '../../http/headers.js';
-import { callBackend } from '../../upstream/forward.js';
+import { endToEndHeaders, type HeaderMap } from '../../http/headers.js';
 import type { CacheStatus, ProxyResponse, RequestContext } from '../context.js';
 import type { PipelineDeps, RequestObserver } from '../deps.js';
 import type { PhaseResult } from './phase.js';
-
-const BACKGROUND_RANK = PRIORITY_CLASSES.indexOf('background');
+import { refreshInBackground } from './refresh-cache.js';
 
 export function lookupCache(ctx: RequestContext, deps: PipelineDeps): PhaseResult {
   const cache = deps.cache;
   if (!cache || !cacheApplies(ctx)) return 'continue';
-  const request = cacheRequestFor(ctx);
+  const plan = ctx.route!.cacheKey;
+  const request = cacheRequestFor(ctx, plan);
   const directives = requestDirectives(request.view);
+  const credentialed = unkeyedCredentials(plan, request.headers);
+  if (credentialed && !directives['only-if-cached']) {
+    return forward(ctx, cache, { request, fwd: 'bypass', stale: undefined, validators: undefined, store: false });
+  }
   if (directives['no-store']) return forward(ctx, cache, { request, fwd: 'request', stale: undefined, validators: undefined, store: false });
-  const fwd = directives['no-cache'] ? 'request' : undefined;
-  const found = cache.lookup(request, { useFailures: !fwd });
+  const refresh = directives['no-cache'] !== undefined;
+  const found: Lookup = credentialed ? { kind: 'miss' } : cache.lookup(request, { useFailures: !refresh });
+  // RFC 9111 §5.2.1.7: the client wants no backend call; what the cache cannot answer is a 504.
+  if (directives['only-if-cached'] && found.kind !== 'fresh' && found.kind !== 'stale-while-revalidate') throw new SluiceError('not_cached');
   switch (found.kind) {
     case 'fresh':
       return serveStored(ctx, cache, found.entry, 'hit', { hit: true });
     case 'stale-while-revalidate':
-      refreshInBackground(ctx, deps, cache, request, found.entry);
+      refreshInBackground(ctx, deps, cache, request, found.entry, (headers) => {
+        prepareReadPathHeaders(ctx, headers);
+        Object.assign(headers, validatorsOf(found.entry));
+      });
       return serveStored(ctx, cache, found.entry, 'stale', { hit: true, detail: 'stale-while-revalidate' });
     case 'failure':
       return serveFailure(ctx, cache, found);
-    case 'expired':
-      // Still fresh but not acceptable to this request (e.g. its max-age=0): fwd=request.
+    case 'expired': {
+      // Still fresh but not acceptable to this request (its no-cache or max-age=0): fwd=request.
+      // A client's no-cache may replace only an entry that is stale anyway: any request
+      // would refetch that one.
+      const stale = found.entry.policy.stale();
       return forward(ctx, cache, {
-        request, fwd: fwd ?? (found.entry.policy.stale() ? 'stale' : 'request'), stale: found.entry, store: true,
+        request, fwd: refresh ? 'request' : stale ? 'stale' : 'request', stale: found.entry,
+        store: !refresh || stale || ctx.route!.cache.allow_client_refresh,
         validators: ctx.method === 'GET' ? validatorsOf(found.entry) : undefined,
       });
+    }
     case 'miss':
-      return forward(ctx, cache, { request, fwd: fwd ?? 'miss', stale: undefined, validators: undefined, store: true });
+      return forward(ctx, cache, { request, fwd: refresh ? 'request' : 'miss', stale: undefined, validators: undefined, store: true });
   }
 }
 
@@ -56,20 +79,34 @@ export function lookupCache(ctx: RequestContext, deps: PipelineDeps): PhaseResul
 export const readPathUpstreamHeaders: RequestObserver = {
   beforeUpstream(ctx, headers) {
     if (!ctx.cacheLookup && !ctx.leadership) return;
-    for (const name of CLIENT_VALIDATORS) delete headers[name];
+    prepareReadPathHeaders(ctx, headers);
     Object.assign(headers, ctx.cacheLookup?.validators);
   },
 };
 
-/** GET/HEAD without a body or a Range, on a route that caches and buffers responses. */
+/**
+ * Client validators and ranges are Sluice's to answer from the complete answer; a route
+ * that ignores cookies does not forward them, so no stored answer depends on one.
+ */
+function prepareReadPathHeaders(ctx: RequestContext, headers: HeaderMap): void {
+  for (const name of CLIENT_VALIDATORS) delete headers[name];
+  for (const name of RANGE_FIELDS) delete headers[name];
+  if (ctx.route!.cacheKey.cookie === 'ignored' && ctx.route!.cache.enabled) delete headers['cookie'];
+}
+
+/** GET/HEAD without a body, on a route that caches and buffers responses. */
 export function cacheApplies(ctx: RequestContext): boolean {
   const route = ctx.route!;
   return route.cache.enabled && (ctx.method === 'GET' || ctx.method === 'HEAD') && sharable(ctx) && !hasBody(ctx.req);
 }
 
-/** Streamed responses cannot be shared or stored; ranges are the backend's to answer. */
+/**
+ * Streamed responses cannot be shared or stored. A Range request is on the read path only
+ * where the route caches: the whole answer is fetched and each client's range cut from it;
+ * elsewhere ranges are the backend's to answer.
+ */
 export function sharable(ctx: RequestContext): boolean {
-  return !ctx.route!.streamResponse && ctx.req.headers['range'] === undefined;
+  return !ctx.route!.streamResponse && (ctx.req.headers['range'] === undefined || ctx.route!.cache.enabled);
 }
 
 export function hasBody(req: IncomingMessage): boolean {
@@ -77,35 +114,52 @@ export function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-/** The stored response as an answer, with its current Age. */
-export function responseFrom(entry: CacheEntry, ageSec: number): ProxyResponse & { body: BufferedBody } {
-  return { status: entry.status, headers: { ...entry.headers, age: String(Math.floor(ageSec)) }, body: BufferedBody.fromBuffer(entry.body) };
+/** The stored response as an answer, with its current Age, without the fields meant for Sluice alone. */
+export function responseFrom(cache: ResponseCache, entry: CacheEntry, ageSec: number): ProxyResponse & { body: BufferedBody } {
+  const headers = withoutTargeted({ ...entry.headers, age: String(Math.floor(ageSec)) }, cache.ownFields);
+  return { status: entry.status, headers, body: BufferedBody.fromBuffer(entry.body) };
 }
 
-function cacheRequestFor(ctx: RequestContext): CacheRequest {
-  const route = ctx.route!;
+/** Targeted fields addressed to Sluice alone (RFC 9213) never reach clients. Copies only when one is present. */
+export function withoutTargeted(headers: HeaderMap, fields: readonly string[]): HeaderMap {
+  if (!fields.some((f) => f in headers)) return headers;
+  const out = { ...headers };
+  for (const f of fields) delete out[f];
+  return out;
+}
+
+function cacheRequestFor(ctx: RequestContext, plan: CacheKeyPlan): CacheRequest {
   const target = normalizedTarget(ctx.pathname, ctx.search);
-  // Who may reuse a stored answer is RFC 9111's call (Vary, private, Authorization); the
-  // route can add request headers the backend varies on without saying so.
-  const headers = headerDigest(ctx.req.headers, route.cache.vary_extra);
+  const headers = endToEndHeaders(ctx.req.headers);
+  if (plan.cookie === 'ignored') delete headers['cookie'];
+  const host = headers['host'] as string | undefined;
   return {
-    key: readKey({ method: 'GET', host: ctx.req.headers.host, target, headers }),
+    key: readKey({ method: 'GET', host, target, headers: headerDigest(headers, plan.headers) }),
     target,
-    view: { method: 'GET', url: target, headers: ctx.req.headers },
+    resource: resourceOf(host, target),
+    headers,
+    view: { method: 'GET', url: target, headers: requestView(headers) },
   };
+}
+
+/** True when the request carries a credential the route's cache key does not account for. */
+function unkeyedCredentials(plan: CacheKeyPlan, headers: Readonly<Record<string, unknown>>): boolean {
+  return (plan.authorization === 'bypass' && headers['authorization'] !== undefined)
+    || (plan.cookie === 'bypass' && headers['cookie'] !== undefined);
 }
 
 function forward(ctx: RequestContext, cache: ResponseCache, state: CacheLookupState): PhaseResult {
   ctx.cacheLookup = state;
-  ctx.cacheStatus = state.fwd === 'request' ? 'bypass' : 'miss';
+  const bypass = state.fwd === 'request' || state.fwd === 'bypass';
+  ctx.cacheStatus = bypass ? 'bypass' : 'miss';
   ctx.cacheStatusDetail = formatCacheStatus({ fwd: state.fwd });
-  cache.count(state.fwd === 'request' ? 'bypass' : 'misses');
+  cache.count(bypass ? 'bypass' : 'misses');
   return 'continue';
 }
 
 function serveStored(ctx: RequestContext, cache: ResponseCache, entry: CacheEntry, status: CacheStatus, params: CacheStatusParams): PhaseResult {
   const { ttl, age } = cache.freshness(entry);
-  ctx.response = conditionalAnswer(ctx.req.headers, responseFrom(entry, age));
+  ctx.response = clientAnswer(ctx.req.headers, ctx.method, responseFrom(cache, entry, age));
   ctx.cacheStatus = status;
   ctx.cacheStatusDetail = formatCacheStatus({ ...params, ttl });
   cache.count(status === 'hit' ? 'hits' : status === 'stale' ? 'stale' : 'error_stale');
@@ -121,7 +175,8 @@ function serveFailure(ctx: RequestContext, cache: ResponseCache, found: Extract<
   ctx.cacheStatusDetail = formatCacheStatus({ hit: true, ttl: (failure.storedAt + failure.ttlMs - Date.now()) / 1000, detail: 'error-ttl' });
   cache.count('hits');
   if (failure.response) {
-    ctx.response = { status: failure.response.status, headers: failure.response.headers, body: BufferedBody.fromBuffer(failure.response.body) };
+    const headers = withoutTargeted(failure.response.headers, cache.ownFields);
+    ctx.response = { status: failure.response.status, headers, body: BufferedBody.fromBuffer(failure.response.body) };
     return 'respond';
   }
   throw new SluiceError(failure.errorCode ?? 'upstream_reset', 'remembered for the route\'s error_ttl');
@@ -134,51 +189,4 @@ function validatorsOf(entry: CacheEntry): HeaderMap | undefined {
   if (etag !== undefined) headers['if-none-match'] = etag;
   if (lastModified !== undefined) headers['if-modified-since'] = lastModified;
   return Object.keys(headers).length > 0 ? headers : undefined;
-}
-
-/**
- * Stale-while-revalidate: one refresh per stored entry, queued at the lowest priority
- * inside the route's caps, with no client attached. A failed refresh keeps the stale copy.
- */
-function refreshInBackground(ctx: RequestContext, deps: PipelineDeps, cache: ResponseCache, request: CacheRequest, entry: CacheEntry): void {
-  if (!cache.beginRefresh(entry)) return;
-  const headers = upstreamRequestHeaders(ctx.req.headers, {
-    clientAddress: ctx.req.socket.remoteAddress ?? 'unknown', protocol: 'http', host: ctx.req.headers.host, via: deps.via,
-  });
-  for (const name of CLIENT_VALIDATORS) delete headers[name];
-  Object.assign(headers, validatorsOf(entry));
-  void refresh(ctx, deps, cache, request, entry, headers)
-    .catch(() => { /* the stale copy stays until it expires; the next request tries again */ })
-    .finally(() => cache.endRefresh(entry));
-}
-
-async function refresh(ctx: RequestContext, deps: PipelineDeps, cache: ResponseCache, request: CacheRequest, entry: CacheEntry, headers: HeaderMap): Promise<void> {
-  const route = ctx.route!;
-  const path = ctx.pathname + ctx.search;
-  const limits = deps.config.raw.limits;
-  const lease = await deps.queue.acquire({
-    group: deps.queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots }),
-    priorityRank: BACKGROUND_RANK,
-    queueTimeoutMs: route.queueTimeoutMs,
-    info: { requestId: `${ctx.id}:refresh`, method: 'GET', path },
-  });
-  let response: ProxyResponse;
-  try {
-    response = await callBackend(deps.pools.forServer(lease.server.url), {
-      serviceKey: route.name,
-      method: 'GET', path: deps.pools.basePath(lease.server.url) + path, headers, body: undefined,
-      signal: AbortSignal.timeout(route.totalTimeoutMs),
-      headersTimeoutMs: route.timeouts.responseMs, bodyTimeoutMs: route.timeouts.bodyMs, stream: false,
-      buffer: { memoryLimit: limits.memory_buffer, maxBytes: limits.max_response, tempDir: limits.temp_dir },
-    });
-  } finally {
-    lease.release();
-  }
-  const body = response.body as BufferedBody;
-  try {
-    if (response.status === 304) cache.revalidated(request, entry, response.headers, route.cache);
-    else if (response.status < 500 && !(await cache.store(request, { ...response, body }, route.cache))) cache.invalidate(entry);
-  } finally {
-    await body.dispose();
-  }
 }

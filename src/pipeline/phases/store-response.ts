@@ -5,21 +5,29 @@
 // - a 5xx within the stored copy's stale-if-error window serves the stale copy;
 // - a storable answer is stored; a 5xx is remembered for the route's error_ttl.
 // `recoverFromError` does the same for a backend call that threw. Each client's own
-// conditional request is answered last, from the complete answer.
+// conditional or range request is answered last, from the complete answer.
+//
+// For every request, read path or not: a successful unsafe request invalidates what is
+// stored for its URI and for same-origin Location / Content-Location (RFC 9111 §4.4), and
+// RFC 9213 targeted fields addressed to Sluice alone (Sluice-Cache-Control) are removed
+// from what the client sees.
 //
 // Body ownership: requests outside the read path dispose their own backend body after
 // their response; the read path owns the backend body of every request it handles. The
 // body is disposed once the last response reading it (the leader's and each follower's)
 // has been written; stored copies live in memory and are never disposed.
 import { formatCacheStatus, type CacheStatusParams } from '../../cache/cache-status.js';
-import { conditionalAnswer } from '../../cache/conditional.js';
+import { clientAnswer } from '../../cache/conditional.js';
+import { wholeRepresentation } from '../../cache/range.js';
+import { normalizedTarget } from '../../cache/request-key.js';
+import { resourceOf, type ResponseCache } from '../../cache/response-cache.js';
 import { SharedBody } from '../../coalesce/shared-answer.js';
 import { type ErrorCode, type SluiceError } from '../../errors.js';
 import { BufferedBody } from '../../http/body-buffer.js';
-import type { HeaderMap } from '../../http/headers.js';
+import { endToEndHeaders, firstHeader, type HeaderMap } from '../../http/headers.js';
 import type { ProxyResponse, RequestContext } from '../context.js';
 import type { PipelineDeps } from '../deps.js';
-import { responseFrom } from './lookup-cache.js';
+import { responseFrom, withoutTargeted } from './lookup-cache.js';
 import type { PhaseResult } from './phase.js';
 
 type BufferedResponse = ProxyResponse & { body: BufferedBody };
@@ -27,18 +35,32 @@ type BufferedResponse = ProxyResponse & { body: BufferedBody };
 /** Failures after which a stale copy is better than an error (stale-if-error). */
 const STALE_IF_ERROR_CODES: ReadonlySet<ErrorCode> = new Set(['queue_full', 'queue_timeout', 'queue_shed']);
 
+/** Methods that never change state (RFC 9110 §9.2.1); a success of any other invalidates. */
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
 export async function storeResponse(ctx: RequestContext, deps: PipelineDeps): Promise<PhaseResult> {
   const upstream = ctx.response;
-  if (!upstream || !(upstream.body instanceof BufferedBody)) return 'continue';
+  if (!upstream) return 'continue';
+  const cache = deps.cache;
+  if (cache && !SAFE_METHODS.has(ctx.method) && upstream.status >= 200 && upstream.status < 400) invalidateAfterUnsafe(ctx, cache, upstream.headers);
+  // A 304's Content-Length describes the representation, not this message; clients that
+  // read it as a body to wait for (undici among them) fail, so it is not passed on.
+  if (upstream.status === 304 && upstream.headers['content-length'] !== undefined) {
+    upstream.headers = { ...upstream.headers };
+    delete upstream.headers['content-length'];
+  }
   if (!ctx.cacheLookup && !ctx.leadership) {
+    if (cache) upstream.headers = withoutTargeted(upstream.headers, cache.ownFields);
     // Outside the read path this request alone reads the body: delete a spilled one after.
     const body = upstream.body;
-    ctx.finalizers.push(() => body.dispose());
+    if (body instanceof BufferedBody) ctx.finalizers.push(() => body.dispose());
     return 'continue';
   }
+  if (!(upstream.body instanceof BufferedBody)) return 'continue';
   const params: CacheStatusParams = { fwd: ctx.cacheLookup?.fwd ?? 'bypass', fwdStatus: upstream.status };
-  const answer = await resolveAnswer(ctx, deps, upstream as BufferedResponse, params);
-  if (answer.response !== upstream) await upstream.body.dispose();
+  const complete = wholeRepresentation(upstream as BufferedResponse) ?? (upstream as BufferedResponse);
+  const answer = await resolveAnswer(ctx, deps, complete, params);
+  if (answer.response.body !== upstream.body) await upstream.body.dispose();
   publish(ctx, answer.response, answer.params);
   return 'continue';
 }
@@ -55,7 +77,7 @@ export async function recoverFromError(ctx: RequestContext, deps: PipelineDeps):
       cache.count('error_stale');
       ctx.error = undefined;
       ctx.cacheStatus = 'error-stale';
-      publish(ctx, responseFrom(lookup.stale, age), { fwd: 'stale', ttl, detail: 'stale-if-error' });
+      publish(ctx, responseFrom(cache, lookup.stale, age), { fwd: 'stale', ttl, detail: 'stale-if-error' });
       return;
     }
     const errorTtl = ctx.route!.cache.error_ttl;
@@ -72,27 +94,51 @@ export async function recoverFromError(ctx: RequestContext, deps: PipelineDeps):
 async function resolveAnswer(ctx: RequestContext, deps: PipelineDeps, upstream: BufferedResponse, params: CacheStatusParams): Promise<{ response: BufferedResponse; params: CacheStatusParams }> {
   const lookup = ctx.cacheLookup;
   const cache = deps.cache;
-  ctx.cacheStatus = lookup ? 'miss' : 'bypass';
+  ctx.cacheStatus = lookup && (lookup.fwd === 'miss' || lookup.fwd === 'stale') ? 'miss' : 'bypass';
   if (!lookup || !cache) return { response: upstream, params };
   const rules = ctx.route!.cache;
   if (upstream.status === 304 && lookup.validators && lookup.stale) {
     const { entry, stored } = cache.revalidated(lookup.request, lookup.stale, upstream.headers, rules);
     ctx.cacheStatus = 'revalidated';
-    return { response: responseFrom(entry, cache.freshness(entry).age), params: { ...params, stored } };
+    return { response: responseFrom(cache, entry, cache.freshness(entry).age), params: { ...params, stored } };
   }
   if (upstream.status >= 500 && lookup.stale && cache.canServeOnError(lookup.stale)) {
     const { ttl, age } = cache.freshness(lookup.stale);
     cache.count('error_stale');
     ctx.cacheStatus = 'error-stale';
-    return { response: responseFrom(lookup.stale, age), params: { ...params, ttl, detail: 'stale-if-error' } };
+    return { response: responseFrom(cache, lookup.stale, age), params: { ...params, ttl, detail: 'stale-if-error' } };
   }
-  if (!lookup.store || ctx.method !== 'GET') return { response: upstream, params };
+  const client = { ...upstream, headers: withoutTargeted(upstream.headers, cache.ownFields) };
+  if (!lookup.store || ctx.method !== 'GET') return { response: client, params };
   const stored = (await cache.store(lookup.request, upstream, rules)) !== undefined;
   if (upstream.status >= 500 && rules.error_ttl && upstream.body.size <= rules.max_object) {
     const failure = { status: upstream.status, headers: upstream.headers, body: await upstream.body.toBuffer() };
     cache.storeFailure(lookup.request, { response: failure, errorCode: undefined }, rules.error_ttl);
   }
-  return { response: upstream, params: { ...params, stored } };
+  return { response: client, params: { ...params, stored } };
+}
+
+/**
+ * RFC 9111 §4.4: the request's URI, and Location / Content-Location when they name the
+ * same host, lose every stored response, so the next read sees the change.
+ */
+function invalidateAfterUnsafe(ctx: RequestContext, cache: ResponseCache, headers: HeaderMap): void {
+  const host = firstHeader(endToEndHeaders(ctx.req.headers)['host']);
+  cache.invalidateResource(resourceOf(host, normalizedTarget(ctx.pathname, ctx.search)));
+  for (const name of ['location', 'content-location']) {
+    const value = firstHeader(headers[name]);
+    if (value === undefined) continue;
+    let base: URL;
+    let url: URL;
+    try {
+      base = new URL(ctx.pathname + ctx.search, `http://${host ?? 'sluice.invalid'}`);
+      url = new URL(value, base);
+    } catch {
+      continue;
+    }
+    if (url.host !== base.host) continue; // another origin's URI is not ours to invalidate
+    cache.invalidateResource(resourceOf(host, normalizedTarget(url.pathname, url.search)));
+  }
 }
 
 /** Sets this request's answer and hands it to the flight's followers, if it leads one. */
@@ -109,7 +155,7 @@ function publish(ctx: RequestContext, response: BufferedResponse, params: CacheS
     });
     owner.retain(delivered);
   }
-  ctx.response = conditionalAnswer(ctx.req.headers, response);
+  ctx.response = clientAnswer(ctx.req.headers, ctx.method, response);
 }
 
 function servesStale(error: SluiceError): boolean {

@@ -1,0 +1,58 @@
+// Stale-while-revalidate: one background refresh per stored entry, queued at the lowest
+// priority inside the route's caps, with no client attached. A failed refresh keeps the
+// stale copy until it expires; the next request tries again.
+import type { CacheEntry, CacheRequest, ResponseCache } from '../../cache/response-cache.js';
+import { PRIORITY_CLASSES } from '../../config/schema.js';
+import type { BufferedBody } from '../../http/body-buffer.js';
+import { upstreamRequestHeaders, type HeaderMap } from '../../http/headers.js';
+import { callBackend } from '../../upstream/forward.js';
+import type { ProxyResponse, RequestContext } from '../context.js';
+import type { PipelineDeps } from '../deps.js';
+
+const BACKGROUND_RANK = PRIORITY_CLASSES.indexOf('background');
+
+/** `prepare` applies the read path's changes to the backend request (see lookup-cache.ts). */
+export function refreshInBackground(
+  ctx: RequestContext, deps: PipelineDeps, cache: ResponseCache, request: CacheRequest, entry: CacheEntry,
+  prepare: (headers: HeaderMap) => void,
+): void {
+  if (!cache.beginRefresh(entry)) return;
+  const headers = upstreamRequestHeaders(ctx.req.headers, {
+    clientAddress: ctx.req.socket.remoteAddress ?? 'unknown', protocol: 'http', host: ctx.req.headers.host, via: deps.via,
+  });
+  prepare(headers);
+  void refresh(ctx, deps, cache, request, entry, headers)
+    .catch(() => { /* the stale copy stays until it expires */ })
+    .finally(() => cache.endRefresh(entry));
+}
+
+async function refresh(ctx: RequestContext, deps: PipelineDeps, cache: ResponseCache, request: CacheRequest, entry: CacheEntry, headers: HeaderMap): Promise<void> {
+  const route = ctx.route!;
+  const path = ctx.pathname + ctx.search;
+  const limits = deps.config.raw.limits;
+  const lease = await deps.queue.acquire({
+    group: deps.queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots }),
+    priorityRank: BACKGROUND_RANK,
+    queueTimeoutMs: route.queueTimeoutMs,
+    info: { requestId: `${ctx.id}:refresh`, method: 'GET', path },
+  });
+  let response: ProxyResponse;
+  try {
+    response = await callBackend(deps.pools.forServer(lease.server.url), {
+      serviceKey: route.name,
+      method: 'GET', path: deps.pools.basePath(lease.server.url) + path, headers, body: undefined,
+      signal: AbortSignal.timeout(route.totalTimeoutMs),
+      headersTimeoutMs: route.timeouts.responseMs, bodyTimeoutMs: route.timeouts.bodyMs, stream: false,
+      buffer: { memoryLimit: limits.memory_buffer, maxBytes: limits.max_response, tempDir: limits.temp_dir },
+    });
+  } finally {
+    lease.release();
+  }
+  const body = response.body as BufferedBody;
+  try {
+    if (response.status === 304) cache.revalidated(request, entry, response.headers, route.cache);
+    else if (response.status < 500 && !(await cache.store(request, { ...response, body }, route.cache))) cache.invalidate(entry);
+  } finally {
+    await body.dispose();
+  }
+}
