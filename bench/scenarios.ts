@@ -67,24 +67,27 @@ const S1: Scenario = {
   ],
 };
 
+/** Every request a different path: nothing to coalesce or cache, only slots to use. */
+function uniqueReads(mode: Mode, fullRate: number, quickRate: number): WorkloadDef {
+  return {
+    kind: 'open',
+    spec: {
+      name: 'unique reads',
+      method: 'GET',
+      path: '/api/live/{key}',
+      keys: { kind: 'unique' },
+      rate: pick(mode, fullRate, quickRate),
+      durationS: pick(mode, 12, 3),
+    },
+  };
+}
+
 const S2: Scenario = {
   id: 'S2',
   title: 'unique overload',
   load: (m) => `GET /api/live/{unique} at ${pick(m, 750, 600)} req/s (capacity 500 req/s)`,
   systems: ['direct', 'node-proxy', 'sluice'],
-  workloads: (mode) => [
-    {
-      kind: 'open',
-      spec: {
-        name: 'unique reads',
-        method: 'GET',
-        path: '/api/live/{key}',
-        keys: { kind: 'unique' },
-        rate: pick(mode, 750, 600),
-        durationS: pick(mode, 12, 3),
-      },
-    },
-  ],
+  workloads: (mode) => [uniqueReads(mode, 750, 600)],
 };
 
 /** Below capacity: every slot must really be used for nobody to be refused. */
@@ -93,19 +96,7 @@ const S2b: Scenario = {
   title: 'unique reads at 80%',
   load: (m) => `GET /api/live/{unique} at ${pick(m, 400, 300)} req/s (80% of the 500 req/s capacity)`,
   systems: ['direct', 'node-proxy', 'sluice'],
-  workloads: (mode) => [
-    {
-      kind: 'open',
-      spec: {
-        name: 'unique reads',
-        method: 'GET',
-        path: '/api/live/{key}',
-        keys: { kind: 'unique' },
-        rate: pick(mode, 400, 300),
-        durationS: pick(mode, 12, 3),
-      },
-    },
-  ],
+  workloads: (mode) => [uniqueReads(mode, 400, 300)],
 };
 
 const S3: Scenario = {
