@@ -218,7 +218,7 @@ export class ConnectionBalancer {
       this.window = { startedAt: now, responses: 0, queued: 0 };
     }
     // Only a full (or nearly full) set of slots says the backend, not the load, is the limit.
-    if (busyAtDispatch < this.opts.slots * 0.9) return;
+    if (busyAtDispatch < Math.floor(this.opts.slots * 0.9)) return;
     this.window.responses += 1;
     if (queued) this.window.queued += 1;
   }
