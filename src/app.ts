@@ -27,6 +27,8 @@ import { ServerHealth } from './slots/server-health.js';
 import type { SluiceConfig } from './config/schema.js';
 import { listenFailure } from './errors.js';
 import { BackendHealth } from './upstream/backend-health.js';
+import { Cluster } from './cluster/cluster.js';
+import { registerClusterMetrics } from './cluster/cluster-metrics.js';
 
 export interface SluiceApp {
   /** The running config; a reload replaces it. */
@@ -38,6 +40,8 @@ export interface SluiceApp {
   readonly telemetry: Telemetry;
   /** Long jobs: store, runner and resources. */
   readonly jobs: JobService;
+  /** Scale-out mode (shared slots and coalescing on Redis); undefined without `cluster`. */
+  readonly cluster: Cluster | undefined;
   /** Starts both servers; resolves with the bound ports (useful with port 0). */
   listen(): Promise<{ port: number; adminPort: number | undefined }>;
   /** Graceful: stop accepting, let queued and running requests finish within the grace period. */
@@ -56,11 +60,16 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   // Ejection (grants skip a server after repeated connect failures) and reporting (what
   // /status, /readyz and the failing gauge say about each server) are kept apart.
   const serverHealth = new ServerHealth({ failures: raw.backend.passive_health.failures, cooldownMs: raw.backend.passive_health.cooldown });
-  const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed }, undefined, serverHealth);
+  // Built before telemetry (the queue needs its budget); logs go through the logger once it exists.
+  let log: ((level: 'info' | 'warn', message: string) => void) = () => {};
+  const cluster = raw.cluster ? new Cluster(raw.cluster, raw.backend.servers, (level, message) => log(level, message)) : undefined;
+  const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed, capacity: cluster?.slots }, undefined, serverHealth);
+  cluster?.slots.attach({ demand: () => queue.demandByClass(), wake: () => queue.wake() });
   // Declared up front: a reservation must hold before its route's first request arrives.
   for (const route of config.routes) queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots });
   const backendHealth = new BackendHealth(raw.backend.servers.map((s) => s.url), { connectTimeoutMs: raw.backend.timeouts.connect });
   const telemetry = new Telemetry(raw, queue);
+  log = (level, message) => telemetry.logger[level](message);
   const pools = new BackendPools(raw.backend, (message, details) => telemetry.logger.warn(details, message));
   const jobs = new JobService({
     config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs,
@@ -71,7 +80,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   const coalescer = new Coalescer<SharedAnswer>();
   // Mutable only through reloadApp, which swaps whole objects.
   const deps: MutableDeps = {
-    config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer,
+    config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer, remoteFlights: cluster?.flights,
     forwarding: forwardingPolicy(raw),
     buffers: new BufferBudget(raw.limits.buffer_memory, raw.limits.buffer_disk),
     queuedPerClient: queuedPerClient(raw),
@@ -124,12 +133,19 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   const reload = (next: SluiceConfig) => reloadApp({ deps, queue, jobs, startSlots }, next);
   registerReloadAdmin(admin, options.reloadSource, reload, (message) => telemetry.logger.warn(message));
 
+  if (cluster) {
+    admin.statusSection('cluster', () => cluster.status());
+    admin.readinessDetail(() => cluster.readiness());
+    registerClusterMetrics(telemetry.metrics.registry, cluster);
+  }
+
   return {
     get config() { return deps.config; },
-    queue, admin, gateway, telemetry, jobs, reload,
+    queue, admin, gateway, telemetry, jobs, reload, cluster,
     async listen() {
       telemetry.start();
       backendHealth.start();
+      cluster?.start();
       jobs.start();
       const port = await gateway.listen(raw.listen.port, raw.listen.host)
         .catch((err: unknown) => { throw listenFailure(err, 'gateway', '--port or listen.port'); });
@@ -153,6 +169,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
       }
       jobs.close();
       backendHealth.stop();
+      await cluster?.close();
       await pools.close();
       if (raw.admin.enabled) await admin.close();
       await telemetry.shutdown();

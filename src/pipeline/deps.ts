@@ -11,6 +11,7 @@ import type { JobService } from '../jobs/service.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import type { Coalescer } from '../coalesce/coalescer.js';
 import type { SharedAnswer } from '../coalesce/shared-answer.js';
+import type { RemoteFlights } from '../cluster/remote-flights.js';
 
 /**
  * Hooks for telemetry (tracing, metrics, access log). Observers never change the outcome
@@ -43,4 +44,6 @@ export interface PipelineDeps {
   readonly cache?: ResponseCache;
   /** Identical reads in flight (joinInFlight); absent: nothing is coalesced. */
   readonly coalescer?: Coalescer<SharedAnswer>;
+  /** Scale-out: identical reads in flight on other instances (joinInFlight); absent: this instance alone. */
+  readonly remoteFlights?: RemoteFlights;
 }

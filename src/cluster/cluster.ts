@@ -1,0 +1,64 @@
+// Scale-out mode, built by app.ts when `cluster` is configured: the Redis link, the shared
+// slot budget and cross-instance coalescing, plus what /readyz and /status say about them.
+// Without `cluster` none of this exists and Sluice runs entirely in-process.
+import { hostname } from 'node:os';
+import type { ClusterConfig } from '../config/schema.js';
+import { ClusterSlots } from './cluster-slots.js';
+import { RemoteFlights } from './remote-flights.js';
+import { RedisLink } from './redis-link.js';
+
+export type ClusterLog = (level: 'info' | 'warn', message: string) => void;
+
+export class Cluster {
+  readonly instanceId: string;
+  readonly link: RedisLink;
+  readonly slots: ClusterSlots;
+  /** Cross-instance coalescing; undefined when `cluster.coalesce` is off. */
+  readonly flights: RemoteFlights | undefined;
+
+  constructor(private readonly config: ClusterConfig, servers: readonly { url: string; slots: number }[], log: ClusterLog) {
+    this.instanceId = config.instance_id ?? `${hostname()}-${process.pid}`;
+    // A command slower than a third of the lease TTL would risk the leases it renews.
+    this.link = new RedisLink({ url: config.redis, commandTimeoutMs: Math.max(200, Math.min(2_000, Math.floor(config.lease_ttl / 3))), log });
+    this.slots = new ClusterSlots(this.link, {
+      instanceId: this.instanceId,
+      servers,
+      leaseTtlMs: config.lease_ttl,
+      fallbackSlots: config.fallback_slots,
+      keyPrefix: config.key_prefix,
+    });
+    this.flights = config.coalesce ? new RemoteFlights(this.link, { instanceId: this.instanceId, keyPrefix: config.key_prefix }) : undefined;
+  }
+
+  start(): void {
+    this.link.connect();
+  }
+
+  /** /readyz: with `require_redis`, not ready while Redis is unreachable. */
+  readiness(): { ready: boolean; detail: Record<string, unknown> } {
+    const redis = this.link.health;
+    return {
+      ready: !this.config.require_redis || redis === 'up',
+      detail: { redis, slots: this.slots.mode, instance: this.instanceId },
+    };
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      redis: { health: this.link.health, at: this.link.where, error: this.link.error ?? null },
+      lease_ttl_ms: this.config.lease_ttl,
+      fallback_slots: this.config.fallback_slots,
+      ...this.slots.view(),
+      exchanges: this.slots.totals,
+      flights: this.flights?.stats() ?? null,
+    };
+  }
+
+  /** Hands held slots back at once so the other instances need not wait for lease_ttl. */
+  async close(): Promise<void> {
+    await this.slots.releaseAll();
+    this.slots.close();
+    this.flights?.close();
+    await this.link.close();
+  }
+}
