@@ -27,7 +27,7 @@ export class Cluster {
       fallbackSlots: config.fallback_slots,
       keyPrefix: config.key_prefix,
     });
-    this.flights = config.coalesce ? new RemoteFlights(this.link, { instanceId: this.instanceId, keyPrefix: config.key_prefix }) : undefined;
+    this.flights = config.coalesce ? new RemoteFlights(this.link, { instanceId: this.instanceId, keyPrefix: config.key_prefix, lockTtlMs: config.lease_ttl }) : undefined;
   }
 
   start(): void {

@@ -3,8 +3,10 @@
 // lock, SET NX PX) makes the one backend call, and the others' leaders wait for it: the
 // answer is written to Redis with a few seconds' TTL and announced on a channel, so
 // waiters are woken at once (no polling). Everything here is best effort and bounded:
-// - a waiter gives up at its own deadline (or when the lock disappears without an answer)
-//   and fetches on its own, so a dead leader instance costs a wait, never an error;
+// - the lock lives lockTtl and the leader renews it while its call runs; a waiter gives up
+//   at its own deadline, or when the lock disappears without an answer (a dead leader's
+//   lock expires within lockTtl), and fetches on its own: a dead leader costs a wait, never
+//   an error;
 // - only complete, shareable answers cross instances: status < 500, no Vary, no
 //   Set-Cookie, in memory and at most maxBytes; anything else releases the waiters to
 //   fetch for themselves;
@@ -27,12 +29,14 @@ export interface RemoteFlightsOptions {
   readonly maxBytes?: number;
   /** How long a published answer stays readable for waiters that were just about to look. */
   readonly answerTtlMs?: number;
+  /** Life of a leader's lock between renewals: how long a dead leader can keep others waiting. */
+  readonly lockTtlMs: number;
 }
 
 interface Waiter {
   readonly resolve: (answer: RemoteAnswer | undefined) => void;
-  /** Gives up earlier: when the leader's lock will have expired (a dead leader never publishes). */
-  readonly giveUpIn: (ms: number) => void;
+  /** Looks again when the leader's lock would have expired unless renewed (a dead leader never publishes). */
+  readonly recheckIn: (ms: number) => void;
 }
 
 export class RemoteFlights {
@@ -40,6 +44,9 @@ export class RemoteFlights {
   private readonly channel: string;
   private readonly totals = { claimed: 0, followed: 0, answered: 0, gave_up: 0, published: 0 };
   private closed = false;
+  /** Locks this instance holds, renewed together until their answer is published. */
+  private readonly held = new Set<string>();
+  private readonly renewTimer: NodeJS.Timeout;
 
   constructor(private readonly link: RedisLink, private readonly options: RemoteFlightsOptions) {
     this.channel = `${options.keyPrefix}flights:done`;
@@ -47,19 +54,24 @@ export class RemoteFlights {
       const set = this.waiters.get(id);
       if (set) void this.fetchFor(id, set);
     });
+    this.renewTimer = setInterval(() => this.renewLocks(), Math.max(50, Math.floor(options.lockTtlMs / 3)));
+    this.renewTimer.unref();
   }
 
   get maxBytes(): number {
     return this.options.maxBytes ?? 4 * 1024 * 1024;
   }
 
-  /** Tries to lead `key` cluster-wide for up to `ttlMs` (the leader's remaining deadline). */
-  async claim(key: string, ttlMs: number): Promise<ClaimResult> {
+  /** Tries to lead `key` cluster-wide; a leader must publish() once it has its outcome. */
+  async claim(key: string): Promise<ClaimResult> {
     if (this.link.health !== 'up') return 'alone';
+    const id = flightId(key);
     try {
-      const ok = await this.link.client.set(this.lockKey(flightId(key)), this.options.instanceId, 'PX', Math.max(1, Math.round(ttlMs)), 'NX');
-      if (ok === 'OK') this.totals.claimed++;
-      return ok === 'OK' ? 'leader' : 'follower';
+      const ok = await this.link.client.set(this.lockKey(id), this.options.instanceId, 'PX', this.options.lockTtlMs, 'NX');
+      if (ok !== 'OK') return 'follower';
+      this.totals.claimed++;
+      this.held.add(id);
+      return 'leader';
     } catch {
       return 'alone';
     }
@@ -75,22 +87,22 @@ export class RemoteFlights {
     const answer = await new Promise<RemoteAnswer | undefined>((resolve) => {
       let set = this.waiters.get(id);
       if (!set) this.waiters.set(id, (set = new Set()));
-      let timer: NodeJS.Timeout;
+      let recheck: NodeJS.Timeout | undefined;
       const waiter: Waiter = {
-        giveUpIn: (ms) => {
-          if (ms >= timeoutMs) return;
-          clearTimeout(timer);
-          timer = setTimeout(() => waiter.resolve(undefined), ms);
+        recheckIn: (ms) => {
+          clearTimeout(recheck);
+          recheck = setTimeout(() => void this.lookNow(id, waiter), ms);
         },
         resolve: (value) => {
           clearTimeout(timer);
+          clearTimeout(recheck);
           signal.removeEventListener('abort', onAbort);
           set!.delete(waiter);
           if (set!.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id);
           resolve(value);
         },
       };
-      timer = setTimeout(() => waiter.resolve(undefined), Math.max(0, timeoutMs));
+      const timer = setTimeout(() => waiter.resolve(undefined), Math.max(0, timeoutMs));
       const onAbort = () => waiter.resolve(undefined);
       signal.addEventListener('abort', onAbort, { once: true });
       set.add(waiter);
@@ -106,6 +118,7 @@ export class RemoteFlights {
   publish(key: string, answer: RemoteAnswer | undefined): void {
     if (this.closed) return;
     const id = flightId(key);
+    this.held.delete(id);
     const multi = this.link.client.multi();
     if (answer && answer.body.length <= this.maxBytes) {
       this.totals.published++;
@@ -125,6 +138,7 @@ export class RemoteFlights {
 
   close(): void {
     this.closed = true;
+    clearInterval(this.renewTimer);
     for (const set of this.waiters.values()) for (const w of [...set]) w.resolve(undefined);
   }
 
@@ -134,10 +148,17 @@ export class RemoteFlights {
       const answer = decode(stored);
       if (answer) waiter.resolve(answer);
       else if (lockTtl < 0) waiter.resolve(undefined);
-      else waiter.giveUpIn(lockTtl + 20);
+      else waiter.recheckIn(lockTtl + 20);
     } catch {
       waiter.resolve(undefined);
     }
+  }
+
+  private renewLocks(): void {
+    if (this.held.size === 0 || this.link.health !== 'up') return;
+    const multi = this.link.client.multi();
+    for (const id of this.held) multi.pexpire(this.lockKey(id), this.options.lockTtlMs);
+    multi.exec().catch(() => {});
   }
 
   private async fetchFor(id: string, set: Set<Waiter>): Promise<void> {

@@ -15,12 +15,11 @@ export type RemoteJoin =
   | { readonly kind: 'lead'; readonly leadership: Leadership<SharedAnswer> };
 
 export async function joinRemote(ctx: RequestContext, flights: RemoteFlights, key: string, local: Leadership<SharedAnswer>): Promise<RemoteJoin> {
-  const remaining = Math.max(0, ctx.deadlineAt - performance.now());
-  const claim = await flights.claim(key, remaining);
+  const claim = await flights.claim(key);
   if (claim === 'alone') return { kind: 'lead', leadership: local };
   if (claim === 'leader') return { kind: 'lead', leadership: publishing(local, flights, key) };
   const started = performance.now();
-  const remote = await flights.wait(key, remaining, local.signal);
+  const remote = await flights.wait(key, Math.max(0, ctx.deadlineAt - started), local.signal);
   ctx.timings.coalesceWaitMs += performance.now() - started;
   if (!remote) return { kind: 'lead', leadership: local };
   const body = BufferedBody.fromBuffer(remote.body);
