@@ -17,7 +17,7 @@ import { JobService } from './jobs/service.js';
 import { ResponseCache } from './cache/response-cache.js';
 import { Coalescer } from './coalesce/coalescer.js';
 import type { SharedAnswer } from './coalesce/shared-answer.js';
-import { registerCacheAdmin } from './admin/cache-admin.js';
+import { registerCacheAdmin, targetMatcher } from './admin/cache-admin.js';
 import { readPathUpstreamHeaders } from './pipeline/phases/lookup-cache.js';
 import { BufferBudget } from './http/buffer-budget.js';
 import { isLoopbackHost } from './admin/admin-guard.js';
@@ -78,9 +78,14 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   });
   const cache = new ResponseCache(raw.cache.max_bytes, raw.cache.targeted_fields);
   const coalescer = new Coalescer<SharedAnswer>();
+  const sharedCache = cluster?.sharedCache(cache);
+  if (sharedCache) {
+    cache.onStore((request, entry) => sharedCache.stored(request, entry));
+    sharedCache.onPurge((glob) => cache.purge(glob === undefined ? undefined : targetMatcher(glob)));
+  }
   // Mutable only through reloadApp, which swaps whole objects.
   const deps: MutableDeps = {
-    config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer, remoteFlights: cluster?.flights,
+    config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer, remoteFlights: cluster?.flights, sharedCache,
     forwarding: forwardingPolicy(raw),
     buffers: new BufferBudget(raw.limits.buffer_memory, raw.limits.buffer_disk),
     queuedPerClient: queuedPerClient(raw),
@@ -96,7 +101,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   registerQueueView(admin, queue);
   registerDashboard(admin, telemetry.live);
   registerJobsAdmin(admin, jobs);
-  registerCacheAdmin(admin, cache, coalescer);
+  registerCacheAdmin(admin, cache, coalescer, sharedCache ? (glob, matches) => sharedCache.purge(glob, matches) : undefined);
   telemetry.metrics.watchConnections(() => raw.backend.servers.map((s) => ({ server: s.url, ...pools.connectionStats(s.url) })));
   telemetry.metrics.watchJobs(() => jobs.stats().by_state);
   telemetry.metrics.watchBackends((url) => backendHealth.isFailing(url));

@@ -6,6 +6,7 @@ import type { ClusterConfig } from '../config/schema.js';
 import { ClusterSlots } from './cluster-slots.js';
 import { RemoteFlights } from './remote-flights.js';
 import { RedisLink } from './redis-link.js';
+import { SharedCache, type LocalCache, type TierRequest } from './shared-cache.js';
 
 export type ClusterLog = (level: 'info' | 'warn', message: string) => void;
 
@@ -51,10 +52,21 @@ export class Cluster {
       ...this.slots.view(),
       exchanges: this.slots.totals,
       flights: this.flights?.stats() ?? null,
+      shared_cache: this.cacheTier?.stats() ?? null,
     };
   }
 
   /** Hands held slots back at once so the other instances need not wait for lease_ttl. */
+  /** The shared cache tier over `local`; undefined when cache_max_bytes is 0. */
+  sharedCache<R extends TierRequest, Rules>(local: LocalCache<R, Rules>): SharedCache<R, Rules> | undefined {
+    if (this.config.cache_max_bytes === 0) return undefined;
+    this.cacheTier = new SharedCache(this.link, local, { instanceId: this.instanceId, keyPrefix: this.config.key_prefix, maxBytes: this.config.cache_max_bytes });
+    return this.cacheTier as SharedCache<R, Rules>;
+  }
+
+  /** The shared cache tier, once sharedCache() built it. */
+  cacheTier: { stats(): Record<string, number>; bytes(): Promise<number> } | undefined;
+
   async close(): Promise<void> {
     await this.slots.releaseAll();
     this.slots.close();

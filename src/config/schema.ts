@@ -245,6 +245,8 @@ export const configSchema = z.strictObject({
     require_redis: z.boolean().default(false),
     /** Identical reads in flight on another instance are joined (up to the request's deadline). */
     coalesce: z.boolean().default(true),
+    /** The shared cache tier in Redis behind each memory cache, bounded in bytes; 0 turns it off. */
+    cache_max_bytes: size('256MiB'),
   }).optional(),
 }).superRefine((config, ctx) => {
   const names = new Set<string>();

@@ -1,5 +1,5 @@
 // Long-lived objects the phases use, built once by app.ts from the compiled config.
-import type { CompiledConfig } from '../config/compile.js';
+import type { CompiledConfig, CompiledRoute } from '../config/compile.js';
 import type { SlotQueue } from '../slots/slot-queue.js';
 import type { BackendPools } from '../upstream/backend-pools.js';
 import type { RequestContext } from './context.js';
@@ -8,7 +8,7 @@ import type { ForwardingPolicy } from '../http/forwarded.js';
 import type { BufferBudget } from '../http/buffer-budget.js';
 import type { PerClientCounter } from '../http/client-limits.js';
 import type { JobService } from '../jobs/service.js';
-import type { ResponseCache } from '../cache/response-cache.js';
+import type { CacheRequest, ResponseCache } from '../cache/response-cache.js';
 import type { Coalescer } from '../coalesce/coalescer.js';
 import type { SharedAnswer } from '../coalesce/shared-answer.js';
 import type { RemoteFlights } from '../cluster/remote-flights.js';
@@ -44,6 +44,8 @@ export interface PipelineDeps {
   readonly cache?: ResponseCache;
   /** Identical reads in flight (joinInFlight); absent: nothing is coalesced. */
   readonly coalescer?: Coalescer<SharedAnswer>;
+  /** Scale-out: the shared cache tier consulted on a local miss (lookupCache); absent: memory only. */
+  readonly sharedCache?: { fill(request: CacheRequest, rules: CompiledRoute['cache']): Promise<boolean> };
   /** Scale-out: identical reads in flight on other instances (joinInFlight); absent: this instance alone. */
   readonly remoteFlights?: RemoteFlights;
 }

@@ -17,12 +17,14 @@ export interface ClusterOptions {
   fallbackSlots?: number;
   /** Extra top-level YAML (routes, queue ...). */
   extra?: string;
+  /** Extra lines inside the cluster block, indented by two spaces. */
+  extraCluster?: string;
 }
 
 function clusterYaml(o: ClusterOptions, instance: string): string {
   return [
     `backend:\n  servers:\n    - url: ${o.backendUrl}\n      slots: ${o.slots}`,
-    `cluster:\n  redis: ${o.redisUrl}\n  instance_id: ${instance}\n  lease_ttl: ${o.leaseTtl ?? '2s'}\n  fallback_slots: ${o.fallbackSlots ?? 1}\n  key_prefix: "${o.prefix}"`,
+    `cluster:\n  redis: ${o.redisUrl}\n  instance_id: ${instance}\n  lease_ttl: ${o.leaseTtl ?? '2s'}\n  fallback_slots: ${o.fallbackSlots ?? 1}\n  key_prefix: "${o.prefix}"\n${o.extraCluster ?? ''}`,
     o.extra ?? '',
   ].join('\n') + '\n';
 }
