@@ -14,6 +14,7 @@ import { registerQueueView } from './admin/queue-view.js';
 import { Telemetry } from './telemetry/telemetry.js';
 import { registerJobsAdmin } from './admin/jobs-admin.js';
 import { JobService } from './jobs/service.js';
+import { localJobApi, type JobApi } from './jobs/api.js';
 import { ResponseCache } from './cache/response-cache.js';
 import { Coalescer } from './coalesce/coalescer.js';
 import type { SharedAnswer } from './coalesce/shared-answer.js';
@@ -38,8 +39,8 @@ export interface SluiceApp {
   readonly gateway: GatewayServer;
   /** Tracing, metrics, access log and the live window; `telemetry.jobs` traces jobs. */
   readonly telemetry: Telemetry;
-  /** Long jobs: store, runner and resources. */
-  readonly jobs: JobService;
+  /** Long jobs: store, runner and resources (BullMQ on Redis in a cluster). */
+  readonly jobs: JobApi;
   /** Scale-out mode (shared slots and coalescing on Redis); undefined without `cluster`. */
   readonly cluster: Cluster | undefined;
   /** Starts both servers; resolves with the bound ports (useful with port 0). */
@@ -71,11 +72,11 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   const telemetry = new Telemetry(raw, queue);
   log = (level, message) => telemetry.logger[level](message);
   const pools = new BackendPools(raw.backend, (message, details) => telemetry.logger.warn(details, message));
-  const jobs = new JobService({
+  const jobs = localJobApi(new JobService({
     config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs,
     warn: (message, err) => telemetry.logger.warn({ err }, message),
     onBackendOutcome: (url, outcome) => backendHealth.record(url, outcome),
-  });
+  }));
   const cache = new ResponseCache(raw.cache.max_bytes, raw.cache.targeted_fields);
   const coalescer = new Coalescer<SharedAnswer>();
   const sharedCache = cluster?.sharedCache(cache);
@@ -172,7 +173,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
         queue.rejectAll('shutting_down');
         gateway.closeAllConnections();
       }
-      jobs.close();
+      await jobs.close();
       backendHealth.stop();
       await cluster?.close();
       await pools.close();

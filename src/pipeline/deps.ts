@@ -7,7 +7,7 @@ import type { HeaderMap } from '../http/headers.js';
 import type { ForwardingPolicy } from '../http/forwarded.js';
 import type { BufferBudget } from '../http/buffer-budget.js';
 import type { PerClientCounter } from '../http/client-limits.js';
-import type { JobService } from '../jobs/service.js';
+import type { JobApi } from '../jobs/api.js';
 import type { CacheRequest, ResponseCache } from '../cache/response-cache.js';
 import type { Coalescer } from '../coalesce/coalescer.js';
 import type { SharedAnswer } from '../coalesce/shared-answer.js';
@@ -39,7 +39,7 @@ export interface PipelineDeps {
   /** Requests each client has waiting for a slot (limits.per_client.max_queued); absent: no limit. */
   readonly queuedPerClient?: PerClientCounter;
   /** Long jobs: submission (admit), the job resources, and their execution. */
-  readonly jobs: JobService;
+  readonly jobs: JobApi;
   /** The response cache (lookupCache, storeResponse); absent: nothing is cached. */
   readonly cache?: ResponseCache;
   /** Identical reads in flight (joinInFlight); absent: nothing is coalesced. */
