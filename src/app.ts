@@ -72,11 +72,10 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   const telemetry = new Telemetry(raw, queue);
   log = (level, message) => telemetry.logger[level](message);
   const pools = new BackendPools(raw.backend, (message, details) => telemetry.logger.warn(details, message));
-  const jobs = localJobApi(new JobService({
-    config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs,
-    warn: (message, err) => telemetry.logger.warn({ err }, message),
-    onBackendOutcome: (url, outcome) => backendHealth.record(url, outcome),
-  }));
+  const warn = (message: string, err?: unknown) => telemetry.logger.warn({ err }, message);
+  const onBackendOutcome = (url: string, outcome: { status?: number; errorCode?: string }) => backendHealth.record(url, outcome);
+  const jobs: JobApi = cluster?.bullJobs({ config, slots: queue, attemptEnv: { pools, via: '1.1 sluice', limits: raw.limits, onBackendOutcome }, tracer: telemetry.jobs, warn })
+    ?? localJobApi(new JobService({ config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs, warn, onBackendOutcome }));
   const cache = new ResponseCache(raw.cache.max_bytes, raw.cache.targeted_fields);
   const coalescer = new Coalescer<SharedAnswer>();
   const sharedCache = cluster?.sharedCache(cache);

@@ -7,6 +7,7 @@ import { ClusterSlots } from './cluster-slots.js';
 import { RemoteFlights } from './remote-flights.js';
 import { RedisLink } from './redis-link.js';
 import { SharedCache, type LocalCache, type TierRequest } from './shared-cache.js';
+import { BullJobs, type BullJobsOptions } from './bull-jobs.js';
 
 export type ClusterLog = (level: 'info' | 'warn', message: string) => void;
 
@@ -57,6 +58,13 @@ export class Cluster {
   }
 
   /** Hands held slots back at once so the other instances need not wait for lease_ttl. */
+  /** Jobs on BullMQ; undefined when `cluster.jobs` is off (each instance keeps its own store). */
+  bullJobs(options: Omit<BullJobsOptions, 'redisUrl' | 'link' | 'keyPrefix' | 'instanceId' | 'lockMs'>): BullJobs | undefined {
+    if (!this.config.jobs) return undefined;
+    // A job's lock outlives a pause of its worker's event loop; a dead instance's job runs again after it.
+    return new BullJobs({ ...options, redisUrl: this.config.redis, link: this.link, keyPrefix: this.config.key_prefix, instanceId: this.instanceId, lockMs: Math.max(2_000, this.config.lease_ttl) });
+  }
+
   /** The shared cache tier over `local`; undefined when cache_max_bytes is 0. */
   sharedCache<R extends TierRequest, Rules>(local: LocalCache<R, Rules>): SharedCache<R, Rules> | undefined {
     if (this.config.cache_max_bytes === 0) return undefined;

@@ -247,6 +247,8 @@ export const configSchema = z.strictObject({
     coalesce: z.boolean().default(true),
     /** The shared cache tier in Redis behind each memory cache, bounded in bytes; 0 turns it off. */
     cache_max_bytes: size('256MiB'),
+    /** Long jobs on BullMQ, shared by every instance; false keeps each instance's own job store. */
+    jobs: z.boolean().default(true),
   }).optional(),
 }).superRefine((config, ctx) => {
   const names = new Set<string>();
