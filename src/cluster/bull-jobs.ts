@@ -66,7 +66,7 @@ export class BullJobs implements JobApi {
       name, connection: this.connection, bullPrefix, job: job ?? jobDefaults(), routeOf: (r) => this.route(r),
       slots: options.slots, attemptEnv: options.attemptEnv, tracer: options.tracer, lockMs: options.lockMs,
       saveResult: (id, result, ttl) => this.saveResult(id, result, ttl),
-      onEvent: (id) => this.notify(id), warn: options.warn,
+      onEvent: (id) => this.notify(id), warn: (message, err) => this.warnOnce(message, err),
     });
     for (const route of options.config.routes) if (route.job) this.lanes.set(route.name, lane(route.name, route.job));
     this.lanes.set(PREFER_LANE, lane(PREFER_LANE, undefined));
@@ -89,7 +89,11 @@ export class BullJobs implements JobApi {
 
   start(): void {
     this.connection.connect().catch(() => {});
-    for (const lane of this.lanes.values()) lane.start().catch((err: unknown) => this.options.warn('job lane could not start', err));
+    const startLanes = () => {
+      for (const lane of this.lanes.values()) lane.start().catch(() => { /* retried when Redis is back */ });
+    };
+    startLanes();
+    this.options.link.onUp(startLanes);
     this.statsTimer = setInterval(() => void this.refreshStats(), STATS_EVERY_MS);
     this.statsTimer.unref();
   }
@@ -107,6 +111,8 @@ export class BullJobs implements JobApi {
     const fingerprint = createHash('sha256').update(`${method} ${target}\n`).update(body).digest('base64url');
     const id = randomBytes(24).toString('base64url');
     const redis = this.options.link.client;
+    // BullMQ would hold the add until Redis is back; the client is better told now.
+    if (this.options.link.health !== 'up') throw new SluiceError('job_store_failed', 'the job queue (Redis) is unreachable');
     try {
       if (idempotencyKey !== undefined) {
         const key = this.idempotencyKey(route.name, idempotencyKey);
@@ -311,6 +317,17 @@ export class BullJobs implements JobApi {
     } catch {
       // Keep the last snapshot; /status shows it until Redis answers again.
     }
+  }
+
+  private lastWarned = new Map<string, number>();
+
+  /** BullMQ reports every failed reconnect; the Redis link already said Redis is down, so only other errors are news, once a minute. */
+  private warnOnce(message: string, err: unknown): void {
+    if (this.options.link.health !== 'up') return;
+    const now = Date.now();
+    if ((this.lastWarned.get(message) ?? 0) + 60_000 > now) return;
+    this.lastWarned.set(message, now);
+    this.options.warn(`${message}: ${err instanceof Error ? err.message : String(err)}`);
   }
 
   private notify(id: string): void {

@@ -58,6 +58,7 @@ export interface LaneOptions {
   readonly saveResult: (id: string, result: StoredResult, ttlMs: number) => Promise<void>;
   /** Called on every state change this instance sees for a job of the lane. */
   readonly onEvent: (id: string) => void;
+  /** BullMQ's own errors; the caller decides whether they are news (not while Redis is known to be down). */
   readonly warn: (message: string, err?: unknown) => void;
 }
 
@@ -90,9 +91,16 @@ export class Lane {
     return `${this.options.bullPrefix}:${this.queue.name}:wait`;
   }
 
+  /**
+   * Sets the cluster-wide concurrency, then starts this instance's worker and events. Safe
+   * to call again (each time Redis comes back) until it has succeeded once: the worker only
+   * starts after max_slots holds for the whole cluster.
+   */
   async start(): Promise<void> {
+    if (this.worker || this.closed) return;
     const o = this.options;
     await this.queue.setGlobalConcurrency(o.job.max_slots);
+    if (this.worker || this.closed) return;
     this.events = new QueueEvents(this.queue.name, { connection: o.connection.duplicate(), prefix: o.bullPrefix });
     this.events.on('error', () => {});
     for (const event of ['waiting', 'active', 'completed', 'failed', 'delayed', 'removed'] as const) {
@@ -114,7 +122,10 @@ export class Lane {
     this.worker?.cancelJob(id, 'job_canceled');
   }
 
+  private closed = false;
+
   async close(graceMs: number): Promise<boolean> {
+    this.closed = true;
     let drained = true;
     if (this.worker) {
       const closing = this.worker.close();
