@@ -99,7 +99,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   const admin = new AdminServer({ token: raw.admin.token, host: raw.admin.host });
   registerMetricsAdmin(admin, telemetry.metrics);
   registerQueueView(admin, queue);
-  registerDashboard(admin, telemetry.live);
+  registerDashboard(admin, telemetry.live, cluster ? () => ({ cluster: cluster.slots.view() }) : undefined);
   registerJobsAdmin(admin, jobs);
   registerCacheAdmin(admin, cache, coalescer, sharedCache ? (glob, matches) => sharedCache.purge(glob, matches) : undefined);
   telemetry.metrics.watchConnections(() => raw.backend.servers.map((s) => ({ server: s.url, ...pools.connectionStats(s.url) })));
