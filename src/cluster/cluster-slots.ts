@@ -149,6 +149,9 @@ export class ClusterSlots {
 
   /** Releases everything held, so other instances get the slots at once rather than after lease_ttl. */
   async releaseAll(): Promise<void> {
+    // One exchange at a time: wait for one in flight, so releases are sent exactly once.
+    for (let i = 0; i < 100 && this.inFlight; i++) await new Promise((r) => setTimeout(r, 10));
+    this.closed = true;
     for (const [server, ids] of this.idle.entries()) for (const id of ids.splice(0)) this.pendingRelease.push([server, id]);
     if (this.pendingRelease.length === 0 || this.modeNow !== 'shared') return;
     await this.exchange([]).catch(() => {});

@@ -81,7 +81,8 @@ describe('jobs on BullMQ', () => {
     const options = { redisUrl, prefix: clusterPrefix(), backendUrl: be.url, slots: 10, leaseTtl: '2s', extra: REPORTS };
     const [a, b] = await Promise.all(['a', 'b'].map((name) => startInstanceProcess(name, options)));
     for (const p of [a!, b!]) cleanup.push(async () => { p.child.kill('SIGKILL'); await p.exited; });
-    await until(async () => (await json(`${b!.adminUrl}/readyz`)).redis === 'up', 10_000, 'b connected');
+    // Submissions are refused while an instance has no Redis, so wait for both to connect.
+    for (const p of [a!, b!]) await until(async () => (await json(`${p.adminUrl}/readyz`)).redis === 'up', 10_000, 'connected to Redis');
     const accepted = await submit(a!.url, '/api/reports', { body: '{"kill":"a"}' });
     expect(accepted.status).toBe(202);
     a!.child.kill('SIGKILL');
