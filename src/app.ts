@@ -65,7 +65,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   let log: ((level: 'info' | 'warn', message: string) => void) = () => {};
   const cluster = raw.cluster ? new Cluster(raw.cluster, raw.backend.servers, (level, message) => log(level, message)) : undefined;
   const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed, capacity: cluster?.slots }, undefined, serverHealth);
-  cluster?.slots.attach({ demand: () => queue.demandByClass(), wake: () => queue.wake() });
+  cluster?.slots.attach({ demand: () => queue.demandByClass(), waiting: () => queue.waiting, wake: () => queue.wake() });
   // Declared up front: a reservation must hold before its route's first request arrives.
   for (const route of config.routes) queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots });
   const backendHealth = new BackendHealth(raw.backend.servers.map((s) => s.url), { connectTimeoutMs: raw.backend.timeouts.connect });

@@ -11,6 +11,11 @@
 //   never unlimited; leases held when Redis went away are released when it is back (or expire);
 // - leases are asked for only for waiters the queue could run, and idle ones are returned
 //   at once: an instance never sits on slots another instance's waiters need;
+// - a lease whose request finished is reused here without a round trip only while this
+//   instance has waiters, no other instance had waiters of a more urgent class (as of the
+//   last exchange), and this instance holds less than its share of the slots against the
+//   others waiting in the same class (in proportion to the waiters); otherwise it goes
+//   back to Redis for them;
 // - at most one exchange with Redis is in flight; changes meanwhile are sent in the next one.
 import { LEASE_EXCHANGE_LUA, exchangeArgv, parseExchangeReply, type LeaseExchangeResult } from './lease-script.js';
 import type { RedisLink } from './redis-link.js';
@@ -21,6 +26,8 @@ export type SlotMode = 'shared' | 'fallback';
 export interface LocalQueueView {
   /** Waiters the queue could start with more slots, per priority class, most urgent first. */
   demand(): { rank: number; count: number; oldestAt: number }[];
+  /** How many wait now (cheap: read on every release). */
+  waiting(): number;
   /** Grants whatever the new capacity allows. */
   wake(): void;
 }
@@ -61,7 +68,7 @@ export class ClusterSlots {
   private readonly now: () => number;
   /** The cluster's view as of the last exchange, for /status and /metrics. */
   private lastView: { active: number[]; instances: number; at: number } | undefined;
-  readonly totals = { exchanges: 0, granted: 0, released: 0, lost: 0, failures: 0 };
+  readonly totals = { exchanges: 0, granted: 0, released: 0, reused: 0, lost: 0, failures: 0 };
   /** Round-trip times of exchanges that granted something, for the acquire-latency metric. */
   onExchange: ((ms: number, granted: number) => void) | undefined;
 
@@ -107,8 +114,29 @@ export class ClusterSlots {
   finished(token: unknown): void {
     const permit = token as Permit;
     if (!this.inUse[permit.server]!.delete(permit)) return;
-    if (permit.id !== undefined) this.pendingRelease.push([permit.server, permit.id]);
+    if (permit.id === undefined) return;
+    if (this.keepForLocalWaiter()) {
+      // The queue dispatches right after this: the lease goes to the next local waiter.
+      this.idle[permit.server]!.push(permit.id);
+      this.totals.reused++;
+      return;
+    }
+    this.pendingRelease.push([permit.server, permit.id]);
     this.schedule();
+  }
+
+  /** Other instances' waiting demand as of the last exchange (better class, same class). */
+  private others: { better: number; same: number } | undefined;
+
+  private keepForLocalWaiter(): boolean {
+    const waiting = this.queue?.waiting() ?? 0;
+    const others = this.others;
+    if (this.modeNow !== 'shared' || waiting === 0 || !others || others.better > 0) return false;
+    if (others.same === 0) return true;
+    let held = 0;
+    let total = 0;
+    this.options.servers.forEach((s, i) => { held += this.inUse[i]!.size + this.idle[i]!.length; total += s.slots; });
+    return held < Math.ceil(total * waiting / (waiting + others.same));
   }
 
   /** The queue's waiters or busy count changed: tell Redis (batched) what we need now. */
@@ -281,6 +309,7 @@ export class ClusterSlots {
       }
     }
     this.lastView = { active: result.active, instances: result.instances, at: this.now() };
+    this.others = result.others;
     if (result.granted.length > 0) this.onExchange?.(this.now() - started, result.granted.length);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
@@ -297,6 +326,7 @@ export class ClusterSlots {
   private enterFallback(): void {
     if (this.modeNow === 'fallback') return;
     this.modeNow = 'fallback';
+    this.others = undefined;
     // Idle leases are of no use without Redis; hand them back once it is reachable again.
     for (const [server, ids] of this.idle.entries()) for (const id of ids.splice(0)) this.pendingRelease.push([server, id]);
     this.queue?.wake();

@@ -29,7 +29,9 @@
 //       D, D x (rank, count, age_ms) demand, most urgent first,
 //       channel
 // Returns: { granted: flat (server, id) list, active per server, lost ids, live instances,
-//            ms until the earliest lease expires (-1: none) }
+//            ms until the earliest lease expires (-1: none), other instances' demand in
+//            classes more urgent than the caller's most urgent one, and in that same class
+//            (both -1 when the caller sent no demand) }
 export const LEASE_EXCHANGE_LUA = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -95,11 +97,15 @@ end
 local granted = {}
 local grantedCount = 0
 local seq = 0
+local better, same = -1, -1
 for c = 1, #mine do
   local m = mine[c]
   local ahead = 0
+  if c == 1 then better, same = 0, 0 end
   for _, o in ipairs(others) do
     if o.rank < m.rank or (o.rank == m.rank and o.since < m.since) then ahead = ahead + o.count end
+    if c == 1 and o.rank < m.rank then better = better + o.count end
+    if c == 1 and o.rank == m.rank then same = same + o.count end
   end
   local allowed = math.min(m.count, totalFree - ahead - grantedCount)
   local g = 0
@@ -137,7 +143,7 @@ for s = 1, n do
     if earliest < 0 or left < earliest then earliest = left end
   end
 end
-return { granted, active, lost, redis.call('ZCARD', KEYS[2]), earliest }
+return { granted, active, lost, redis.call('ZCARD', KEYS[2]), earliest, better, same }
 `;
 
 export interface LeaseExchangeArgs {
@@ -160,6 +166,8 @@ export interface LeaseExchangeResult {
   readonly instances: number;
   /** Milliseconds until the earliest lease anywhere expires; undefined when none is held. */
   readonly earliestExpiryMs: number | undefined;
+  /** Other instances' waiters in more urgent classes than the caller's most urgent one, and in that class; undefined when it sent no demand. */
+  readonly others: { readonly better: number; readonly same: number } | undefined;
 }
 
 export function exchangeArgv(a: LeaseExchangeArgs): string[] {
@@ -173,7 +181,7 @@ export function exchangeArgv(a: LeaseExchangeArgs): string[] {
 }
 
 export function parseExchangeReply(reply: unknown): LeaseExchangeResult {
-  const [granted, active, lost, instances, earliest] = reply as [string[], number[], string[], number, number];
+  const [granted, active, lost, instances, earliest, better, same] = reply as [string[], number[], string[], number, number, number, number];
   const list: { server: number; id: string }[] = [];
   for (let i = 0; i < granted.length; i += 2) list.push({ server: Number(granted[i]), id: String(granted[i + 1]) });
   return {
@@ -182,5 +190,6 @@ export function parseExchangeReply(reply: unknown): LeaseExchangeResult {
     lost: lost.map(String),
     instances: Number(instances),
     earliestExpiryMs: Number(earliest) < 0 ? undefined : Number(earliest),
+    others: Number(better) < 0 ? undefined : { better: Number(better), same: Number(same) },
   };
 }
