@@ -17,6 +17,7 @@
 //   others waiting in the same class (in proportion to the waiters); otherwise it goes
 //   back to Redis for them;
 // - at most one exchange with Redis is in flight; changes meanwhile are sent in the next one.
+import { randomBytes } from 'node:crypto';
 import { LEASE_EXCHANGE_LUA, exchangeArgv, parseExchangeReply, type LeaseExchangeResult } from './lease-script.js';
 import type { RedisLink } from './redis-link.js';
 
@@ -62,6 +63,8 @@ export class ClusterSlots {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly renewTimer: NodeJS.Timeout;
   private calls = 0;
+  /** Lease ids are `<instance>:<process token>:<n>`: a restarted process never reuses a live id of its predecessor. */
+  private readonly token = randomBytes(6).toString('base64url');
   private closed = false;
   private readonly keys: string[];
   private readonly channel: string;
@@ -254,7 +257,7 @@ export class ClusterSlots {
     const started = this.now();
     const renew = this.renewDue || this.modeNow === 'fallback';
     // Adopt fallback-era slots: give them lease ids so Redis counts them from now on.
-    for (const set of this.inUse) for (const p of set) p.id ??= `${this.options.instanceId}:a${++this.calls}`;
+    for (const set of this.inUse) for (const p of set) p.id ??= `${this.options.instanceId}:${this.token}:a${++this.calls}`;
     const surplus = this.surplusIds(demand);
     const release = [...this.pendingRelease, ...surplus];
     const inUse = renew ? this.inUse.flatMap((set) => [...set].map((p) => [p.server, p.id!] as const)) : [];
@@ -264,7 +267,7 @@ export class ClusterSlots {
       reply = await this.link.client.eval(LEASE_EXCHANGE_LUA, this.keys.length, ...this.keys, ...exchangeArgv({
       instance: this.options.instanceId,
       ttlMs: this.options.leaseTtlMs,
-      idBase: `${this.options.instanceId}:${++this.calls}`,
+      idBase: `${this.options.instanceId}:${this.token}:${++this.calls}`,
       limits: this.options.servers.map((s) => s.slots),
       release, inUse, idle, demand,
       channel: this.channel,

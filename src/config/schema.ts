@@ -233,7 +233,7 @@ export const configSchema = z.strictObject({
   /** Scale-out: instances share slots, in-flight reads and status through Redis. Absent: everything is in-process. */
   cluster: z.strictObject({
     redis: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'cluster.redis must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0'),
-    /** Names this instance in leases, /status and metrics; defaults to hostname-pid. */
+    /** Names this instance in /status, metrics and its demand in Redis; unique per instance; defaults to hostname-pid. */
     instance_id: z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'instance_id uses letters, digits, _ . : -').optional(),
     /** A dead instance's slots return to the others within this time. */
     lease_ttl: duration('10s').pipe(z.number().min(500, 'lease_ttl must be at least 500ms')),
