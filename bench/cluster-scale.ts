@@ -2,7 +2,7 @@
 // 100 ms) through a private Redis, on the hot-read and unique-overload scenarios (S1, S2),
 // plus one instance without Redis for the cost of shared slots. The load is split evenly
 // over the instances, as a load balancer in front of them would.
-//   npm run build && node dist/bench/cluster-scale.js [--quick]
+//   npm run build && node dist/bench/cluster-scale.js [--quick] [--only S1:2,S2:3]
 // Writes bench/results/cluster-latest.json and prints a Markdown table.
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
@@ -20,6 +20,9 @@ const SLOTS = 50;
 
 interface Scenario { id: 'S1' | 'S2'; name: string; path: string; keys: KeySpec; rate: number }
 const quick = process.argv.includes('--quick');
+/** `--only S1:2,S2:3` runs just those scenario x instance-count pairs ("1n" is one instance without Redis). */
+const only = process.argv[process.argv.indexOf('--only') + 1]?.split(',');
+const selected = (scenario: string, label: string) => !process.argv.includes('--only') || !!only?.includes(`${scenario}:${label === '1 (no Redis)' ? '1n' : label}`);
 const DURATION_S = quick ? 4 : 12;
 const SCENARIOS: Scenario[] = [
   { id: 'S1', name: 'hot reads', path: '/api/items/{key}', keys: { kind: 'zipf', n: 1000, s: 1.0 }, rate: quick ? 600 : 1000 },
@@ -51,6 +54,7 @@ async function main(): Promise<void> {
     });
     for (const scenario of SCENARIOS) {
       for (const setup of SETUPS) {
+        if (!selected(scenario.id, setup.label)) continue;
         const instances = await startInstances(procs, backend.url, redis.url, setup.instances, setup.cluster, `${scenario.id}-${setup.label}`);
         try {
           await waitBackendIdle(backend.url, 15_000);
@@ -64,6 +68,10 @@ async function main(): Promise<void> {
           const stats = await readBackendStats(backend.url);
           const lease = setup.cluster ? await leaseQuantiles(instances.map((i) => i.adminUrl)) : { p50: null, p99: null, count: 0 };
           rows.push(summarize(scenario, setup.label, results, stats, lease));
+          if (setup.cluster) {
+            const status = await Promise.all(instances.map((i) => fetch(`${i.adminUrl}/status`).then((r) => r.json() as Promise<{ cluster: unknown; coalesce: unknown; cache: unknown }>)));
+            process.stderr.write(`  cluster status: ${JSON.stringify(status.map((s) => ({ cluster: s.cluster, coalesce: s.coalesce })))}\n`);
+          }
           process.stderr.write(`${scenario.id} x ${setup.label}: ${JSON.stringify(rows.at(-1))}\n`);
         } finally {
           await Promise.all(instances.map((i) => i.stop()));

@@ -39,7 +39,7 @@ describe('failover', () => {
     const recoveredMs = Date.now() - killedAt;
     // The last renewal was before the kill, so every lease of A has expired by lease_ttl;
     // B and C are told by the expiry timer, not by polling. Allow scheduling slack on a busy machine.
-    expect(recoveredMs).toBeLessThanOrEqual(2_000 + 750);
+    expect(recoveredMs).toBeLessThanOrEqual(2_000 + 1_000);
     const status = await json(`${b!.adminUrl}/status`);
     expect(status.cluster.servers[0].cluster_busy).toBeLessThanOrEqual(10);
     console.log(`slots of the killed instance back in use after ${recoveredMs} ms (lease_ttl 2000 ms)`);
