@@ -21,6 +21,9 @@ import { randomBytes } from 'node:crypto';
 import { LEASE_EXCHANGE_LUA, exchangeArgv, parseExchangeReply, type LeaseExchangeResult } from './lease-script.js';
 import type { RedisLink } from './redis-link.js';
 
+/** Least time between exchanges that only update a backlog's size (see changed()). */
+const DEMAND_EVERY_MS = 25;
+
 export type SlotMode = 'shared' | 'fallback';
 
 /** What the budget needs from the local queue (structural: no import of the queue). */
@@ -149,12 +152,24 @@ export class ClusterSlots {
     this.checkScheduled = true;
     setImmediate(() => {
       this.checkScheduled = false;
+      if (this.pendingRelease.length > 0 || this.surplus() > 0) return this.schedule();
       // Only news is sent: a demand Redis already knows about waits for pub/sub or the retry timer.
-      if (Math.max(0, this.unmet()) !== this.advertised || this.surplus() > 0 || this.pendingRelease.length > 0) this.schedule();
+      const unmet = Math.max(0, this.unmet());
+      if (unmet === this.advertised) return;
+      // A backlog that merely grows or shrinks is news for fairness only: sent at most every
+      // DEMAND_EVERY_MS, so a busy instance does not spend an exchange per arrival.
+      const wait = this.lastExchangeAt + DEMAND_EVERY_MS - this.now();
+      if (unmet > 0 && this.advertised > 0 && wait > 0) {
+        this.demandTimer ??= setTimeout(() => { this.demandTimer = undefined; this.changed(); }, wait);
+        return;
+      }
+      this.schedule();
     });
   }
 
   private checkScheduled = false;
+  private demandTimer: NodeJS.Timeout | undefined;
+  private lastExchangeAt = -Infinity;
 
   view(): { mode: SlotMode; instance: string; servers: { url: string; cluster_busy: number | null; held: number; in_use: number }[]; instances: number | null; view_age_ms: number | null } {
     const v = this.lastView;
@@ -175,6 +190,7 @@ export class ClusterSlots {
   close(): void {
     this.closed = true;
     clearInterval(this.renewTimer);
+    clearTimeout(this.demandTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
   }
 
@@ -302,6 +318,7 @@ export class ClusterSlots {
 
   private apply(result: LeaseExchangeResult, started: number): void {
     this.totals.exchanges++;
+    this.lastExchangeAt = this.now();
     for (const { server, id } of result.granted) this.idle[server]!.push(id);
     this.totals.granted += result.granted.length;
     if (result.lost.length > 0) {
