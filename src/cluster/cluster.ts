@@ -36,13 +36,12 @@ export class Cluster {
     this.link.connect();
   }
 
-  /** /readyz: with `require_redis`, not ready while Redis is unreachable. */
-  readiness(): { ready: boolean; detail: Record<string, unknown> } {
+  /** /readyz: Redis health and the slot mode; with `require_redis`, not ready while Redis is unreachable. */
+  readiness(): { reason?: string; detail: Record<string, unknown> } {
     const redis = this.link.health;
-    return {
-      ready: !this.config.require_redis || redis === 'up',
-      detail: { redis, slots: this.slots.mode, instance: this.instanceId },
-    };
+    const detail = { redis, slots: this.slots.mode, instance: this.instanceId };
+    if (this.config.require_redis && redis !== 'up') return { reason: `Redis at ${this.link.where} is unreachable (cluster.require_redis)`, detail };
+    return { detail };
   }
 
   status(): Record<string, unknown> {
