@@ -7,7 +7,7 @@ import { planReload } from './config/reload.js';
 import type { SluiceConfig } from './config/schema.js';
 import { PerClientCounter } from './http/client-limits.js';
 import { ForwardingPolicy } from './http/forwarded.js';
-import type { JobService } from './jobs/service.js';
+import type { JobApi } from './jobs/api.js';
 import type { PipelineDeps } from './pipeline/deps.js';
 import type { SlotQueue } from './slots/slot-queue.js';
 
@@ -16,7 +16,7 @@ export type MutableDeps = { -readonly [K in keyof PipelineDeps]: PipelineDeps[K]
 export interface ReloadTarget {
   readonly deps: MutableDeps;
   readonly queue: SlotQueue;
-  readonly jobs: JobService;
+  readonly jobs: JobApi;
   /** Each server's slot count at start (its pool size). */
   readonly startSlots: ReadonlyMap<string, number>;
 }

@@ -14,10 +14,11 @@ import { registerQueueView } from './admin/queue-view.js';
 import { Telemetry } from './telemetry/telemetry.js';
 import { registerJobsAdmin } from './admin/jobs-admin.js';
 import { JobService } from './jobs/service.js';
+import { localJobApi, type JobApi } from './jobs/api.js';
 import { ResponseCache } from './cache/response-cache.js';
 import { Coalescer } from './coalesce/coalescer.js';
 import type { SharedAnswer } from './coalesce/shared-answer.js';
-import { registerCacheAdmin } from './admin/cache-admin.js';
+import { registerCacheAdmin, targetMatcher } from './admin/cache-admin.js';
 import { readPathUpstreamHeaders } from './pipeline/phases/lookup-cache.js';
 import { BufferBudget } from './http/buffer-budget.js';
 import { isLoopbackHost } from './admin/admin-guard.js';
@@ -27,6 +28,8 @@ import { ServerHealth } from './slots/server-health.js';
 import type { SluiceConfig } from './config/schema.js';
 import { listenFailure } from './errors.js';
 import { BackendHealth } from './upstream/backend-health.js';
+import { Cluster } from './cluster/cluster.js';
+import { registerClusterMetrics } from './cluster/cluster-metrics.js';
 
 export interface SluiceApp {
   /** The running config; a reload replaces it. */
@@ -36,8 +39,10 @@ export interface SluiceApp {
   readonly gateway: GatewayServer;
   /** Tracing, metrics, access log and the live window; `telemetry.jobs` traces jobs. */
   readonly telemetry: Telemetry;
-  /** Long jobs: store, runner and resources. */
-  readonly jobs: JobService;
+  /** Long jobs: store, runner and resources (BullMQ on Redis in a cluster). */
+  readonly jobs: JobApi;
+  /** Scale-out mode (shared slots and coalescing on Redis); undefined without `cluster`. */
+  readonly cluster: Cluster | undefined;
   /** Starts both servers; resolves with the bound ports (useful with port 0). */
   listen(): Promise<{ port: number; adminPort: number | undefined }>;
   /** Graceful: stop accepting, let queued and running requests finish within the grace period. */
@@ -56,22 +61,31 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   // Ejection (grants skip a server after repeated connect failures) and reporting (what
   // /status, /readyz and the failing gauge say about each server) are kept apart.
   const serverHealth = new ServerHealth({ failures: raw.backend.passive_health.failures, cooldownMs: raw.backend.passive_health.cooldown });
-  const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed }, undefined, serverHealth);
+  // Built before telemetry (the queue needs its budget); logs go through the logger once it exists.
+  let log: ((level: 'info' | 'warn', message: string) => void) = () => {};
+  const cluster = raw.cluster ? new Cluster(raw.cluster, raw.backend.servers, (level, message) => log(level, message)) : undefined;
+  const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed, capacity: cluster?.slots }, undefined, serverHealth);
+  cluster?.slots.attach({ demand: () => queue.demandByClass(), waiting: () => queue.waiting, wake: () => queue.wake() });
   // Declared up front: a reservation must hold before its route's first request arrives.
   for (const route of config.routes) queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots });
   const backendHealth = new BackendHealth(raw.backend.servers.map((s) => s.url), { connectTimeoutMs: raw.backend.timeouts.connect });
   const telemetry = new Telemetry(raw, queue);
+  log = (level, message) => telemetry.logger[level](message);
   const pools = new BackendPools(raw.backend, (message, details) => telemetry.logger.warn(details, message));
-  const jobs = new JobService({
-    config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs,
-    warn: (message, err) => telemetry.logger.warn({ err }, message),
-    onBackendOutcome: (url, outcome) => backendHealth.record(url, outcome),
-  });
+  const warn = (message: string, err?: unknown) => telemetry.logger.warn({ err }, message);
+  const onBackendOutcome = (url: string, outcome: { status?: number; errorCode?: string }) => backendHealth.record(url, outcome);
+  const jobs: JobApi = cluster?.bullJobs({ config, slots: queue, attemptEnv: { pools, via: '1.1 sluice', limits: raw.limits, onBackendOutcome }, tracer: telemetry.jobs, warn })
+    ?? localJobApi(new JobService({ config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs, warn, onBackendOutcome }));
   const cache = new ResponseCache(raw.cache.max_bytes, raw.cache.targeted_fields);
   const coalescer = new Coalescer<SharedAnswer>();
+  const sharedCache = cluster?.sharedCache(cache);
+  if (sharedCache) {
+    cache.onStore((request, entry) => sharedCache.stored(request, entry));
+    sharedCache.onPurge((glob) => cache.purge(glob === undefined ? undefined : targetMatcher(glob)));
+  }
   // Mutable only through reloadApp, which swaps whole objects.
   const deps: MutableDeps = {
-    config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer,
+    config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer, remoteFlights: cluster?.flights, sharedCache,
     forwarding: forwardingPolicy(raw),
     buffers: new BufferBudget(raw.limits.buffer_memory, raw.limits.buffer_disk),
     queuedPerClient: queuedPerClient(raw),
@@ -85,9 +99,9 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   const admin = new AdminServer({ token: raw.admin.token, host: raw.admin.host });
   registerMetricsAdmin(admin, telemetry.metrics);
   registerQueueView(admin, queue);
-  registerDashboard(admin, telemetry.live);
+  registerDashboard(admin, telemetry.live, cluster ? () => ({ cluster: cluster.slots.view() }) : undefined);
   registerJobsAdmin(admin, jobs);
-  registerCacheAdmin(admin, cache, coalescer);
+  registerCacheAdmin(admin, cache, coalescer, sharedCache ? (glob, matches) => sharedCache.purge(glob, matches) : undefined);
   telemetry.metrics.watchConnections(() => raw.backend.servers.map((s) => ({ server: s.url, ...pools.connectionStats(s.url) })));
   telemetry.metrics.watchJobs(() => jobs.stats().by_state);
   telemetry.metrics.watchBackends((url) => backendHealth.isFailing(url));
@@ -124,12 +138,19 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   const reload = (next: SluiceConfig) => reloadApp({ deps, queue, jobs, startSlots }, next);
   registerReloadAdmin(admin, options.reloadSource, reload, (message) => telemetry.logger.warn(message));
 
+  if (cluster) {
+    admin.statusSection('cluster', () => cluster.status());
+    admin.readinessDetail(() => cluster.readiness());
+    registerClusterMetrics(telemetry.metrics.registry, cluster);
+  }
+
   return {
     get config() { return deps.config; },
-    queue, admin, gateway, telemetry, jobs, reload,
+    queue, admin, gateway, telemetry, jobs, reload, cluster,
     async listen() {
       telemetry.start();
       backendHealth.start();
+      cluster?.start();
       jobs.start();
       const port = await gateway.listen(raw.listen.port, raw.listen.host)
         .catch((err: unknown) => { throw listenFailure(err, 'gateway', '--port or listen.port'); });
@@ -151,8 +172,9 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
         queue.rejectAll('shutting_down');
         gateway.closeAllConnections();
       }
-      jobs.close();
+      await jobs.close();
       backendHealth.stop();
+      await cluster?.close();
       await pools.close();
       if (raw.admin.enabled) await admin.close();
       await telemetry.shutdown();

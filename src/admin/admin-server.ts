@@ -7,6 +7,8 @@ import { AdminGuard, isLoopbackHost } from './admin-guard.js';
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
 export type StatusSection = () => unknown;
+/** A component's say in /readyz: `detail` joins the body; a `reason` makes it 503 (not ready). */
+export type ReadinessDetail = () => { reason?: string | undefined; detail: Record<string, unknown> };
 
 export class AdminServer {
   readonly server: Server;
@@ -15,6 +17,7 @@ export class AdminServer {
   private ready = false;
   private readiness: () => string | undefined = () => undefined;
   private note: () => string | undefined = () => undefined;
+  private readonly details: ReadinessDetail[] = [];
 
   constructor(options: { token?: string | undefined; host?: string } = {}) {
     const guard = new AdminGuard(options.token, isLoopbackHost(options.host ?? '127.0.0.1'));
@@ -38,9 +41,11 @@ export class AdminServer {
     });
     this.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok' }));
     this.route('GET', '/readyz', (_req, res) => {
-      const problem = this.ready ? this.readiness() : 'draining';
+      const results = this.details.map((detail) => detail());
+      const problem = this.ready ? this.readiness() ?? results.find((r) => r.reason !== undefined)?.reason : 'draining';
       const note = problem === undefined ? this.note() : undefined;
-      sendJson(res, problem === undefined ? 200 : 503, problem === undefined ? { ready: true, ...(note ? { note } : {}) } : { ready: false, reason: problem });
+      const extra = Object.assign({}, ...results.map((r) => r.detail)) as Record<string, unknown>;
+      sendJson(res, problem === undefined ? 200 : 503, problem === undefined ? { ready: true, ...(note ? { note } : {}), ...extra } : { ready: false, reason: problem, ...extra });
     });
     this.route('GET', '/status', (_req, res) => sendJson(res, 200, this.status()));
   }
@@ -66,6 +71,11 @@ export class AdminServer {
   /** A check /readyz adds to the ready flag: undefined when ready, else why not. */
   readinessCheck(check: () => string | undefined): void {
     this.readiness = check;
+  }
+
+  /** A component's part of /readyz: its detail joins the body; a reason makes it 503. */
+  readinessDetail(detail: ReadinessDetail): void {
+    this.details.push(detail);
   }
 
   setReady(ready: boolean): void {

@@ -60,6 +60,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <span class="meta" id="conn">connecting</span>
   <span class="meta">updated <span id="updated">—</span></span>
   <span class="meta"><span id="samples">0</span> s of history</span>
+  <span class="meta" id="cluster" hidden></span>
 </header>
 <main>
   <section class="card" id="card-slots">
@@ -204,6 +205,12 @@ function renderSlow(slow) {
 }
 
 function render(d) {
+  // Scale-out: which instance this is, and the cluster's slot use next to its own.
+  if (d.cluster) {
+    $("cluster").hidden = false;
+    const busy = d.cluster.servers.map((s) => s.cluster_busy === null ? "?" : s.cluster_busy).join("+");
+    setText("cluster", "instance " + d.cluster.instance + " · " + d.cluster.mode + " · cluster slots busy " + busy + " · " + (d.cluster.instances ?? "?") + " instances");
+  }
   setText("slots-busy", d.slots.busy);
   setText("slots-total", d.slots.total);
   renderServers(d.slots.servers);

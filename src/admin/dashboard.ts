@@ -7,7 +7,9 @@ import { DASHBOARD_HTML } from './dashboard-page.js';
 
 const PUSH_INTERVAL_MS = 1000;
 
-export function registerDashboard(admin: AdminServer, live: LiveWindow): void {
+/** `extra` adds top-level keys to each snapshot (the cluster view in scale-out mode). */
+export function registerDashboard(admin: AdminServer, live: LiveWindow, extra: () => Record<string, unknown> = () => ({})): void {
+  const snapshot = () => ({ ...live.snapshot(), ...extra() });
   const page = Buffer.from(DASHBOARD_HTML);
   admin.route('GET', '/', (_req, res) => {
     res.writeHead(200, {
@@ -19,11 +21,11 @@ export function registerDashboard(admin: AdminServer, live: LiveWindow): void {
     });
     res.end(page);
   });
-  admin.route('GET', '/dashboard.json', (_req, res) => sendJson(res, 200, live.snapshot()));
-  admin.route('GET', '/dashboard/events', (req, res) => streamSnapshots(res, live, () => req.socket.destroyed));
+  admin.route('GET', '/dashboard.json', (_req, res) => sendJson(res, 200, snapshot()));
+  admin.route('GET', '/dashboard/events', (req, res) => streamSnapshots(res, snapshot, () => req.socket.destroyed));
 }
 
-function streamSnapshots(res: ServerResponse, live: LiveWindow, gone: () => boolean): void {
+function streamSnapshots(res: ServerResponse, snapshot: () => unknown, gone: () => boolean): void {
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-store',
@@ -31,7 +33,7 @@ function streamSnapshots(res: ServerResponse, live: LiveWindow, gone: () => bool
   });
   const push = () => {
     if (gone()) return;
-    res.write(`data: ${JSON.stringify(live.snapshot())}\n\n`);
+    res.write(`data: ${JSON.stringify(snapshot())}\n\n`);
   };
   res.write('retry: 2000\n\n');
   push();

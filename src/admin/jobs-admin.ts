@@ -3,15 +3,15 @@
 // port is loopback-only by default, so full job ids (the capabilities) may appear here.
 import type { AdminServer } from './admin-server.js';
 import { sendJson } from './admin-server.js';
-import type { JobService } from '../jobs/service.js';
+import type { JobApi } from '../jobs/api.js';
 import { isJobState, JOB_STATES, type JobRecord } from '../jobs/types.js';
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 
-export function registerJobsAdmin(admin: AdminServer, jobs: JobService): void {
+export function registerJobsAdmin(admin: AdminServer, jobs: JobApi): void {
   admin.statusSection('jobs', () => jobs.stats());
-  admin.route('GET', '/jobs', (_req, res, url) => {
+  admin.route('GET', '/jobs', async (_req, res, url) => {
     const state = url.searchParams.get('state') ?? undefined;
     if (state !== undefined && !isJobState(state)) {
       sendJson(res, 400, { error: { code: 'bad_request', message: `state must be one of ${JOB_STATES.join(', ')}` } });
@@ -23,7 +23,7 @@ export function registerJobsAdmin(admin: AdminServer, jobs: JobService): void {
       sendJson(res, 400, { error: { code: 'bad_request', message: `limit must be a whole number from 1 to ${MAX_LIMIT}` } });
       return;
     }
-    const list = jobs.list(state, limit);
+    const list = await jobs.list(state, limit);
     sendJson(res, 200, { state: state ?? null, count: list.length, jobs: list.map(listEntry) });
   });
 }

@@ -108,6 +108,7 @@ export class ResponseCache {
    * is addressed to every CDN on the path, so one in front of Sluice still gets it.
    */
   readonly ownFields: readonly string[];
+  private storedListener: ((request: CacheRequest, entry: CacheEntry) => void) | undefined;
 
   constructor(readonly maxBytes: number, targetedFields: readonly string[] = DEFAULT_TARGETED_FIELDS, private readonly now: () => number = Date.now) {
     this.targetedFields = targetedFields.map((f) => f.toLowerCase());
@@ -124,6 +125,11 @@ export class ResponseCache {
         if (keys?.size === 0) this.byResource.delete(value.resource);
       },
     });
+  }
+
+  /** Hears of every entry stored (a shared second tier writes them through). */
+  onStore(listener: (request: CacheRequest, entry: CacheEntry) => void): void {
+    this.storedListener = listener;
   }
 
   lookup(request: CacheRequest, options: { useFailures: boolean }): Lookup {
@@ -272,6 +278,7 @@ export class ResponseCache {
     if (this.lru.peek(entry.storageKey) === entry) {
       this.entryCount++;
       this.counters.stored++;
+      this.storedListener?.(request, entry);
     }
     return entry;
   }

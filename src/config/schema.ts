@@ -230,6 +230,26 @@ export const configSchema = z.strictObject({
     access_log: z.boolean().default(true),
   }).prefault({}),
   shutdown: z.strictObject({ grace: duration('30s') }).prefault({}),
+  /** Scale-out: instances share slots, in-flight reads and status through Redis. Absent: everything is in-process. */
+  cluster: z.strictObject({
+    redis: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'cluster.redis must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0'),
+    /** Names this instance in /status, metrics and its demand in Redis; unique per instance; defaults to hostname-pid. */
+    instance_id: z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'instance_id uses letters, digits, _ . : -').optional(),
+    /** A dead instance's slots return to the others within this time. */
+    lease_ttl: duration('10s').pipe(z.number().min(500, 'lease_ttl must be at least 500ms')),
+    /** Slots per backend server this instance may use while Redis is unreachable (never unlimited). */
+    fallback_slots: z.number().int().min(0).default(1),
+    /** Prefix of every Redis key and channel, so several Sluice clusters can share one Redis. */
+    key_prefix: z.string().regex(/^[A-Za-z0-9_.:{}-]*$/).default('sluice:'),
+    /** true: /readyz answers 503 while Redis is unreachable (by default the instance stays ready in fallback). */
+    require_redis: z.boolean().default(false),
+    /** Identical reads in flight on another instance are joined (up to the request's deadline). */
+    coalesce: z.boolean().default(true),
+    /** The shared cache tier in Redis behind each memory cache, bounded in bytes; 0 turns it off. */
+    cache_max_bytes: size('256MiB'),
+    /** Long jobs on BullMQ, shared by every instance; false keeps each instance's own job store. */
+    jobs: z.boolean().default(true),
+  }).optional(),
 }).superRefine((config, ctx) => {
   const names = new Set<string>();
   config.routes.forEach((route, index) => {
@@ -258,6 +278,7 @@ export type RouteConfig = SluiceConfig['routes'][number];
 export type RouteCacheConfig = z.output<typeof routeCacheSchema>;
 export type RouteCoalesceConfig = z.output<typeof routeCoalesceSchema>;
 export type RouteJobConfig = z.output<typeof routeJobSchema>;
+export type ClusterConfig = NonNullable<SluiceConfig['cluster']>;
 export const jobDefaults = (): RouteJobConfig => routeJobSchema.parse({});
 export const coalesceDefaults = (): RouteCoalesceConfig => routeCoalesceSchema.parse({});
 export const cacheDefaults = (): RouteCacheConfig => routeCacheSchema.parse({});

@@ -8,7 +8,8 @@ import { ERROR_CATALOGUE, SluiceError, type ErrorCode } from '../errors.js';
 import { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
 import type { ProxyResponse } from '../pipeline/context.js';
-import type { JobService, JobView } from './service.js';
+import type { JobApi } from './api.js';
+import type { JobView } from './service.js';
 import { FINAL_STATES, type JobRecord } from './types.js';
 
 /** Longest long-poll (`?wait=N`), so intermediaries with a 60 s idle timeout never cut one off. */
@@ -22,7 +23,7 @@ export interface ResourceRequest {
   readonly signal: AbortSignal;
 }
 
-export async function serveJobResource(jobs: JobService, req: ResourceRequest): Promise<ProxyResponse> {
+export async function serveJobResource(jobs: JobApi, req: ResourceRequest): Promise<ProxyResponse> {
   const match = /^([^/]+)(\/result)?$/.exec(req.pathname.slice(jobs.prefix.length));
   if (!match) throw new SluiceError('job_not_found');
   const [, id, result] = match as unknown as [string, string, string | undefined];
@@ -37,17 +38,17 @@ export async function serveJobResource(jobs: JobService, req: ResourceRequest): 
 }
 
 /** The 202 Accepted answer to a request that became a job. */
-export function acceptedResponse(jobs: JobService, view: JobView, preferenceApplied: string | undefined): ProxyResponse {
+export function acceptedResponse(jobs: JobApi, view: JobView, preferenceApplied: string | undefined): ProxyResponse {
   const headers: HeaderMap = { location: jobs.prefix + view.job.id };
   if (preferenceApplied) headers['preference-applied'] = preferenceApplied;
   return jsonResponse(202, statusJson(jobs, view), headers, view.retryAfterSeconds);
 }
 
 /** What GET {prefix}{id}/result answers: the stored result, or why there is none. */
-export function resultResponse(jobs: JobService, id: string): ProxyResponse {
-  const view = jobs.view(id);
+export async function resultResponse(jobs: JobApi, id: string): Promise<ProxyResponse> {
+  const view = await jobs.view(id);
   if (!view) throw new SluiceError('job_not_found');
-  const result = view.job.hasResult ? jobs.result(id) : undefined;
+  const result = view.job.hasResult ? await jobs.result(id) : undefined;
   if (result) return { status: result.status, headers: { ...result.headers }, body: BufferedBody.fromBuffer(result.body) };
   throw whyNoResult(view);
 }
@@ -66,14 +67,14 @@ function whyNoResult(view: JobView): SluiceError {
   return new SluiceError('job_not_finished', `job is ${job.state}`, { retryAfterSeconds: view.retryAfterSeconds });
 }
 
-async function statusResponse(jobs: JobService, id: string, waitMs: number, signal: AbortSignal): Promise<ProxyResponse> {
-  const before = jobs.view(id);
+async function statusResponse(jobs: JobApi, id: string, waitMs: number, signal: AbortSignal): Promise<ProxyResponse> {
+  const before = await jobs.view(id);
   if (!before) throw new SluiceError('job_not_found');
   if (waitMs > 0 && !FINAL_STATES.has(before.job.state)) {
     const initial = before.job.state;
     await jobs.waitFor(id, (job: JobRecord) => job.state !== initial, waitMs, signal);
   }
-  const view = jobs.view(id);
+  const view = await jobs.view(id);
   if (!view) throw new SluiceError('job_not_found');
   if (view.job.state === 'succeeded') {
     return jsonResponse(303, statusJson(jobs, view), { location: `${jobs.prefix}${id}/result` }, undefined);
@@ -81,15 +82,17 @@ async function statusResponse(jobs: JobService, id: string, waitMs: number, sign
   return jsonResponse(200, statusJson(jobs, view), {}, view.retryAfterSeconds);
 }
 
-function deleteResponse(jobs: JobService, id: string): ProxyResponse {
-  const outcome = jobs.cancelOrDelete(id);
+async function deleteResponse(jobs: JobApi, id: string): Promise<ProxyResponse> {
+  const outcome = await jobs.cancelOrDelete(id);
   if (outcome === undefined) throw new SluiceError('job_not_found');
   if (outcome === 'deleted') return { status: 204, headers: { 'cache-control': 'no-store' }, body: BufferedBody.empty() };
-  return jsonResponse(200, statusJson(jobs, jobs.view(id)!), {}, undefined);
+  const view = await jobs.view(id);
+  if (!view) throw new SluiceError('job_not_found');
+  return jsonResponse(200, statusJson(jobs, view), {}, undefined);
 }
 
 /** The status document: {id, state, position (when queued), attempts, created_at, started_at, finished_at, error}. */
-export function statusJson(jobs: JobService, view: JobView): Record<string, unknown> {
+export function statusJson(jobs: JobApi, view: JobView): Record<string, unknown> {
   const { job } = view;
   return {
     id: job.id,

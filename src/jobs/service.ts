@@ -59,7 +59,7 @@ export interface JobView {
 }
 
 export interface JobStats {
-  readonly store: JobStore['kind'] | 'sqlite (not opened)';
+  readonly store: JobStore['kind'] | 'sqlite (not opened)' | 'bullmq';
   readonly by_state: Record<JobState, number>;
   readonly oldest_queued_age_ms: number;
   readonly running_here: number;

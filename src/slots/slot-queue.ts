@@ -59,7 +59,27 @@ export interface SlotLease {
 export interface QueueOptions {
   readonly maxWaiting: number;
   readonly shed: 'early' | 'timeout';
+  /** Several instances share the backend: how many of each server's slots this one may fill. */
+  readonly capacity?: SlotCapacity;
 }
+
+/**
+ * A budget shared with other instances (src/cluster). The queue still decides who runs
+ * and in what order; the budget only lowers how many may run per server, and hears about
+ * every start, finish and change in demand so it can ask for more or give slots back.
+ */
+export interface SlotCapacity {
+  /** Requests this instance may have running on server `index` now (capped at its slots). */
+  limit(index: number): number;
+  /** A request starts on server `index`; the token comes back to finished(). */
+  started(index: number): unknown;
+  finished(token: unknown): void;
+  /** Waiters or running requests changed. */
+  changed(): void;
+}
+
+/** Waiters the queue could start given more slots, per class (for a shared budget). */
+export interface ClassDemand { readonly rank: number; readonly count: number; readonly oldestAt: number }
 
 interface Waiter {
   readonly request: AcquireRequest;
@@ -92,6 +112,44 @@ export class SlotQueue {
   ) {
     this.servers = servers.map((s, index) => ({ index, url: s.url, slots: s.slots, busy: 0 }));
     this.estimator = new DrainEstimator(now);
+    this.capacity = options.capacity;
+  }
+
+  private readonly capacity: SlotCapacity | undefined;
+
+  /** Slots this instance may fill on a server now: its slots, or less under a shared budget. */
+  private limitOf(server: SlotServer): number {
+    return this.capacity ? Math.min(server.slots, this.capacity.limit(server.index)) : server.slots;
+  }
+
+  private usableSlots(): number {
+    if (!this.capacity) return this.totalSlots;
+    return this.servers.reduce((sum, s) => sum + this.limitOf(s), 0);
+  }
+
+  /** Grants what a grown shared budget allows (the budget calls this). */
+  wake(): void {
+    this.dispatch();
+  }
+
+  /** Per class, the waiters that only lack a slot (not their group's max_slots), and the oldest one's enqueue time. */
+  demandByClass(): ClassDemand[] {
+    const room = new Map<SlotGroup, number>();
+    const out: ClassDemand[] = [];
+    this.classes.forEach((set, rank) => {
+      let count = 0;
+      let oldestAt = Infinity;
+      for (const w of set) {
+        const g = w.request.group;
+        const left = room.get(g) ?? (g.maxSlots === undefined ? Infinity : g.maxSlots - g.inflight);
+        if (left <= 0) continue;
+        room.set(g, left - 1);
+        count++;
+        oldestAt = Math.min(oldestAt, w.enqueuedAt);
+      }
+      if (count > 0) out.push({ rank, count, oldestAt });
+    });
+    return out;
   }
 
   get totalSlots(): number {
@@ -244,9 +302,9 @@ export class SlotQueue {
 
   private canRun(group: SlotGroup): boolean {
     const usable = this.usableServers();
-    const free = usable === this.servers
+    const free = usable === this.servers && !this.capacity
       ? this.totalSlots - this.busySlots
-      : usable.reduce((sum, s) => sum + Math.max(0, s.slots - s.busy), 0);
+      : usable.reduce((sum, s) => sum + Math.max(0, this.limitOf(s) - s.busy), 0);
     if (free <= 0) return false;
     if (group.maxSlots !== undefined && group.inflight >= group.maxSlots) return false;
     // Slots still owed to other groups' reservations are not free for this one.
@@ -261,6 +319,7 @@ export class SlotQueue {
     const server = this.pickServer();
     this.health.granted(server.url);
     server.busy++;
+    const token = this.capacity?.started(server.index);
     request.group.inflight++;
     const startedAt = this.now();
     const entry: InflightEntry = { info: request.info, group: request.group.name, priorityRank: request.priorityRank, startedAt, server: server.url };
@@ -277,6 +336,7 @@ export class SlotQueue {
         request.group.inflight--;
         this.inflight.delete(entry);
         this.estimator.recordCompletion(this.now() - startedAt);
+        this.capacity?.finished(token);
         this.dispatch();
       },
     };
@@ -287,16 +347,16 @@ export class SlotQueue {
     const usable = this.usableServers();
     let best = usable[0]!;
     for (const server of usable) {
-      if (server.slots - server.busy > best.slots - best.busy) best = server;
+      if (this.limitOf(server) - server.busy > this.limitOf(best) - best.busy) best = server;
     }
     return best;
   }
 
   /** Grants free slots to the most urgent runnable waiters; a waiter blocked by its group's cap does not block others. */
   private dispatch(): void {
-    while (this.waitingCount > 0 && this.busySlots < this.totalSlots) {
+    while (this.waitingCount > 0 && this.busySlots < this.usableSlots()) {
       const next = this.firstRunnable();
-      if (!next) return;
+      if (!next) break;
       this.remove(next);
       // Its timer may not have fired yet; a waiter past its deadline is late, never granted.
       if (this.now() >= next.deadlineAt) {
@@ -305,6 +365,7 @@ export class SlotQueue {
       }
       next.resolve(this.grant(next.request, next.enqueuedAt, next.position));
     }
+    this.capacity?.changed();
   }
 
   private firstRunnable(): Waiter | undefined {
@@ -324,6 +385,7 @@ export class SlotQueue {
     const set = this.classes[waiter.request.priorityRank]!;
     if (!set.delete(waiter)) return;
     this.waitingCount--;
+    this.capacity?.changed();
     if (waiter.timer) clearTimeout(waiter.timer);
     if (waiter.onAbort) waiter.request.signal?.removeEventListener('abort', waiter.onAbort);
   }

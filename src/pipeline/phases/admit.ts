@@ -44,7 +44,7 @@ async function submitJob(ctx: RequestContext, deps: PipelineDeps, prefer: AsyncP
   const body = await readRequestBody(ctx, deps);
   ctx.body = body;
   ctx.finalizers.push(() => body.dispose());
-  const { view, created } = deps.jobs.submit({
+  const { view, created } = await deps.jobs.submit({
     route,
     method: ctx.method,
     target: ctx.pathname + ctx.search,
@@ -66,13 +66,13 @@ async function submitJob(ctx: RequestContext, deps: PipelineDeps, prefer: AsyncP
   ctx.timings.jobWaitMs = performance.now() - waitStarted;
   const waited = prefer.waitSeconds !== undefined ? `wait=${prefer.waitSeconds}` : undefined;
   if (job && FINAL_STATES.has(job.state)) {
-    ctx.response = resultResponse(deps.jobs, job.id);
+    ctx.response = await resultResponse(deps.jobs, job.id);
     // The answer is the job's result resource; saying where it lives lets the client read it again.
     ctx.response.headers['content-location'] = `${deps.jobs.prefix}${job.id}/result`;
     if (waited) ctx.response.headers['preference-applied'] = waited;
     return 'respond';
   }
-  const latest = deps.jobs.view(view.job.id) ?? view;
+  const latest = (await deps.jobs.view(view.job.id)) ?? view;
   const applied = prefer.respondAsync ? [`respond-async`, ...(waited ? [waited] : [])].join(', ') : undefined;
   ctx.response = acceptedResponse(deps.jobs, latest, applied);
   return 'respond';
@@ -82,7 +82,7 @@ async function submitJob(ctx: RequestContext, deps: PipelineDeps, prefer: AsyncP
 export async function jobResource(ctx: RequestContext, deps: PipelineDeps): Promise<PhaseResult> {
   // Job resources have no route of their own; metrics and logs count them under the job's.
   const id = /^[^/]+/.exec(ctx.pathname.slice(deps.jobs.prefix.length))?.[0];
-  const job = id === undefined ? undefined : deps.jobs.view(id)?.job;
+  const job = id === undefined ? undefined : (await deps.jobs.view(id))?.job;
   if (job) {
     ctx.jobId = job.id;
     ctx.annotations[ATTR_SLUICE_JOB_ROUTE] = job.route;

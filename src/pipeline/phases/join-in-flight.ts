@@ -18,6 +18,7 @@ import type { PipelineDeps } from '../deps.js';
 import { hasBody, sharable } from './lookup-cache.js';
 import type { PhaseResult } from './phase.js';
 import { readRequestBody } from './read-body.js';
+import { joinRemote } from './join-remote.js';
 
 export async function joinInFlight(ctx: RequestContext, deps: PipelineDeps): Promise<PhaseResult> {
   const coalescer = deps.coalescer;
@@ -28,7 +29,13 @@ export async function joinInFlight(ctx: RequestContext, deps: PipelineDeps): Pro
   let varied = false;
   for (;;) {
     const joined = coalescer.join(key, memberOf(ctx), ctx.route!.coalesce.on_leader_error, ctx.workSignal);
-    if (joined.role === 'leader') return lead(ctx, joined.leadership);
+    if (joined.role === 'leader') {
+      if (!deps.remoteFlights || varied) return lead(ctx, joined.leadership);
+      const remote = await joinRemote(ctx, deps.remoteFlights, key, joined.leadership);
+      if (remote.kind === 'lead') return lead(ctx, remote.leadership);
+      ctx.coalesceRole = 'follower';
+      return serveShared(ctx, remote.answer);
+    }
     const result = await follow(ctx, joined.result);
     if (result.kind === 'answer') return serveShared(ctx, result.answer);
     if (result.kind === 'error') {

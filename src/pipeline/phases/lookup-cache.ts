@@ -29,7 +29,7 @@ import type { PipelineDeps, RequestObserver } from '../deps.js';
 import type { PhaseResult } from './phase.js';
 import { refreshInBackground } from './refresh-cache.js';
 
-export function lookupCache(ctx: RequestContext, deps: PipelineDeps): PhaseResult {
+export function lookupCache(ctx: RequestContext, deps: PipelineDeps): PhaseResult | Promise<PhaseResult> {
   const cache = deps.cache;
   if (!cache || !cacheApplies(ctx)) return 'continue';
   const plan = ctx.route!.cacheKey;
@@ -42,6 +42,16 @@ export function lookupCache(ctx: RequestContext, deps: PipelineDeps): PhaseResul
   if (directives['no-store']) return forward(ctx, cache, { request, fwd: 'request', stale: undefined, validators: undefined, store: false });
   const refresh = directives['no-cache'] !== undefined;
   const found: Lookup = credentialed ? { kind: 'miss' } : cache.lookup(request, { useFailures: !refresh });
+  // Scale-out: a local miss may be in the shared tier, stored there by another instance.
+  if (found.kind === 'miss' && !refresh && !credentialed && deps.sharedCache) {
+    return deps.sharedCache.fill(request, ctx.route!.cache)
+      .then((filled) => answer(ctx, deps, cache, request, directives, filled ? cache.lookup(request, { useFailures: true }) : found));
+  }
+  return answer(ctx, deps, cache, request, directives, found);
+}
+
+function answer(ctx: RequestContext, deps: PipelineDeps, cache: ResponseCache, request: CacheRequest, directives: ReturnType<typeof requestDirectives>, found: Lookup): PhaseResult {
+  const refresh = directives['no-cache'] !== undefined;
   // RFC 9111 §5.2.1.7: the client wants no backend call; what the cache cannot answer is a 504.
   if (directives['only-if-cached'] && found.kind !== 'fresh' && found.kind !== 'stale-while-revalidate') throw new SluiceError('not_cached');
   switch (found.kind) {
