@@ -30,7 +30,7 @@ async function runUnprivileged(env: Record<string, string>): Promise<{ code: num
 describe('scripts/install-browser.sh', () => {
   it('is run by npm test before the suite', () => {
     const pkg = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-    expect(pkg.scripts.test).toMatch(/^npm run build && sh scripts\/install-browser\.sh && vitest run$/);
+    expect(pkg.scripts.test).toMatch(/^npm run build && sh scripts\/install-browser\.sh && sh scripts\/install-gunicorn\.sh && vitest run$/);
   });
 
   it('does nothing when the browser is there', async () => {
