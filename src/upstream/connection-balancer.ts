@@ -13,9 +13,9 @@
 //   in, and a new one is opened when next needed. Under load, Gunicorn's idle workers win
 //   those new accepts, so the connections drift off the crowded workers until every
 //   worker holds about as many as it has threads;
-// - idle connections are reused most-recently-used first, so the set in use stays small
-//   and stable, and a connection is closed before the backend's own keep-alive timeout
-//   would (never reused while the backend closes it).
+// - idle connections are reused least recently used first, so every connection stays warm
+//   (its place on a worker is kept), and a connection is closed before the backend's own
+//   keep-alive timeout would (never reused while the backend closes it).
 // Invariant kept by the caller (the slot queue): at most `slots` requests in flight here,
 // so there are never more than `slots` connections busy. Nothing is ever retried.
 import { Client, type Dispatcher } from 'undici';
@@ -72,7 +72,6 @@ export class ConnectionBalancer {
   private closing = false;
   private busy = 0;
   private opened = 0;
-  private recycled = 0;
   private queuedDetected = 0;
   private effective: number | undefined;
   private window = { startedAt: 0, responses: 0, queued: 0 };
@@ -116,7 +115,8 @@ export class ConnectionBalancer {
       connections: this.connectedCount(),
       busy: this.busy,
       opened_total: this.opened,
-      recycled_total: this.recycled,
+      // Every detected wait retires its connection when recycling is on.
+      recycled_total: this.opts.recycleQueued ? this.queuedDetected : 0,
       queued_detected_total: this.queuedDetected,
       effective_concurrency: this.effective === undefined ? null : Math.round(this.effective * 10) / 10,
       recycle_queued: this.opts.recycleQueued,
@@ -193,10 +193,7 @@ export class ConnectionBalancer {
     this.countForWarning(queued, busyAtDispatch);
     if (!queued) return;
     this.queuedDetected += 1;
-    if (this.opts.recycleQueued) {
-      lane.retire = true;
-      this.recycled += 1;
-    }
+    if (this.opts.recycleQueued) lane.retire = true;
   }
 
   private countForWarning(queued: boolean, busyAtDispatch: number): void {
