@@ -31,19 +31,24 @@ const JOB_POLLING = { pollIntervalMs: 250, timeoutMs: 60_000 };
 /** Quick mode: short runs and lower rates, still past the backend's capacity where it matters. */
 const pick = <T>(mode: Mode, full: T, quick: T): T => (mode === 'full' ? full : quick);
 
-function liveReads(mode: Mode, fullRate: number, quickRate: number): WorkloadDef {
+/** Open-loop GETs of /api/live/{key}: `no-store` answers, so only slots can serve them. */
+function liveEndpoint(mode: Mode, name: string, keys: OpenLoopSpec['keys'], fullRate: number, quickRate: number, seed?: number): WorkloadDef {
   return {
     kind: 'open',
     spec: {
-      name: 'live reads',
+      name,
       method: 'GET',
       path: '/api/live/{key}',
-      keys: { kind: 'uniform', n: 1000 },
+      keys,
       rate: pick(mode, fullRate, quickRate),
       durationS: pick(mode, 12, 3),
-      seed: 3,
+      ...(seed === undefined ? {} : { seed }),
     },
   };
+}
+
+function liveReads(mode: Mode, fullRate: number, quickRate: number): WorkloadDef {
+  return liveEndpoint(mode, 'live reads', { kind: 'uniform', n: 1000 }, fullRate, quickRate, 3);
 }
 
 const S1: Scenario = {
@@ -69,17 +74,7 @@ const S1: Scenario = {
 
 /** Every request a different path: nothing to coalesce or cache, only slots to use. */
 function uniqueReads(mode: Mode, fullRate: number, quickRate: number): WorkloadDef {
-  return {
-    kind: 'open',
-    spec: {
-      name: 'unique reads',
-      method: 'GET',
-      path: '/api/live/{key}',
-      keys: { kind: 'unique' },
-      rate: pick(mode, fullRate, quickRate),
-      durationS: pick(mode, 12, 3),
-    },
-  };
+  return liveEndpoint(mode, 'unique reads', { kind: 'unique' }, fullRate, quickRate);
 }
 
 const S2: Scenario = {
