@@ -13,12 +13,13 @@ Usage:
       SIGHUP (or POST /reload on the admin port) re-reads the file; an invalid one is refused.
   sluice check --config FILE
       Validate a config file; prints file:line:col: message and exits 2 when invalid.
-  sluice backend [--port 8000] [--slots 50] [--latency 100ms] [--report-latency 2s] ...
-      Run the test backend, which behaves like Gunicorn with N slots (see sluice backend --help).
+  sluice backend [--port 8000] [--slots 50] [--model semaphore|gthread] [--latency 100ms] ...
+      Run the test backend, which behaves like Gunicorn: N slots, or gthread's workers x
+      threads with connections bound to a worker (see sluice backend --help).
   sluice calibrate --url URL [--max N] [--expect N] [--step 3s]
       Measure how many requests a backend really runs at once; recommends a slot count.
-  sluice bench [scenario...] [--quick] [--backend test|gunicorn]
-      Run the benchmark scenarios, direct vs through Sluice; results go to bench/results/.
+  sluice bench [scenario...] [--quick] [--backend test|gthread|gunicorn]
+      Run the benchmark scenarios, direct vs the Node floor vs Sluice; results go to bench/results/.
   sluice --help | --version
 Every command takes --help.
 
