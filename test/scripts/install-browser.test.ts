@@ -3,18 +3,33 @@
 // browser test is never skipped silently.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const SCRIPT = resolve(ROOT, 'scripts/install-browser.sh');
 
+/**
+ * A copy of the script that `nobody` can read: a checkout may sit in a directory only its
+ * owner can enter (a `mktemp -d` clone is 0700).
+ */
+function readableCopy(): { script: string; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-install-browser-'));
+  chmodSync(dir, 0o755);
+  const script = join(dir, 'install-browser.sh');
+  copyFileSync(SCRIPT, script);
+  chmodSync(script, 0o755);
+  return { script, dir };
+}
+
 /** Runs the script as an unprivileged user: `nobody` when the suite itself runs as root. */
 async function runUnprivileged(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const asRoot = process.getuid?.() === 0;
-  const child = spawn('sh', [SCRIPT], {
-    cwd: ROOT,
+  const { script, dir } = asRoot ? readableCopy() : { script: SCRIPT, dir: ROOT };
+  const child = spawn('sh', [script], {
+    cwd: dir,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
