@@ -18,12 +18,21 @@ export type LeaderErrorPolicy = 'share' | 'retry_one';
 
 type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
+/**
+ * A request's own work (src/pipeline/request-work.ts): its signal ends the member's wait
+ * and, for the leader, the call; it is aborted at the member's deadline or when its client
+ * leaves — for the leader, only once `keepWhile` says nobody else wants the answer.
+ */
+export interface MemberWork {
+  readonly signal: AbortSignal;
+  readonly clientGone: boolean;
+  keepWhile(wanted: (() => boolean) | undefined): void;
+  abort(reason: SluiceError): void;
+}
+
 /** What a flight needs to know about a request taking part in it. */
 export interface FlightMember {
-  /** Aborted when this member's client goes away. */
-  readonly clientSignal: AbortSignal;
-  /** performance.now() by which this member must be answered; bounds a call it leads. */
-  readonly deadlineAt: number;
+  readonly work: MemberWork;
   /** Compared with the leader's when the answer varies on request headers (Vary). */
   readonly headers: RequestHeaders;
 }
@@ -43,7 +52,7 @@ export type FollowResult<A> =
   | { readonly kind: 'vary'; readonly fields: readonly string[] };
 
 export interface Leadership<A> {
-  /** Use for the queue wait and the backend call: aborted when nobody wants the answer. */
+  /** The leader's own work signal, kept alive while followers want the answer. */
   readonly signal: AbortSignal;
   readonly followers: number;
   /** True once the outcome has been published. */
@@ -69,13 +78,11 @@ export class Coalescer<A> {
   private readonly flights = new Map<string, Flight<A>>();
   private readonly totals = { followers_saved: 0, leader_errors_shared: 0, retries: 0 };
 
-  constructor(private readonly now: () => number = () => performance.now()) {}
-
-  /** Leads a new flight for `key`, or follows the one in flight; `signal` ends a follower's wait. */
-  join(key: string, member: FlightMember, policy: LeaderErrorPolicy, signal: AbortSignal): JoinResult<A> {
+  /** Leads a new flight for `key`, or follows the one in flight; the member's work signal ends a follower's wait. */
+  join(key: string, member: FlightMember, policy: LeaderErrorPolicy): JoinResult<A> {
     const existing = this.flights.get(key);
-    if (existing) return { role: 'follower', result: existing.follow(member, signal) };
-    const flight = new Flight<A>(key, policy, this, this.now);
+    if (existing) return { role: 'follower', result: existing.follow(member) };
+    const flight = new Flight<A>(key, policy, this);
     this.flights.set(key, flight);
     return { role: 'leader', leadership: flight.lead(member) };
   }
@@ -110,7 +117,7 @@ class Flight<A> {
   private term: Term<A> | undefined;
   private attempts = 0;
 
-  constructor(readonly key: string, private readonly policy: LeaderErrorPolicy, private readonly owner: Coalescer<A>, private readonly now: () => number) {}
+  constructor(readonly key: string, private readonly policy: LeaderErrorPolicy, private readonly owner: Coalescer<A>) {}
 
   get followerCount(): number {
     return this.waiting.size;
@@ -118,11 +125,12 @@ class Flight<A> {
 
   lead(member: FlightMember): Leadership<A> {
     this.attempts++;
-    this.term = new Term(this, member, this.now);
+    this.term = new Term(this, member);
     return this.term;
   }
 
-  follow(member: FlightMember, signal: AbortSignal): Promise<FollowResult<A>> {
+  follow(member: FlightMember): Promise<FollowResult<A>> {
+    const signal = member.work.signal;
     return new Promise((resolve, reject) => {
       if (signal.aborted) {
         reject(leaveReason(signal));
@@ -141,8 +149,8 @@ class Flight<A> {
   /** Aborts the current call once its leader's client and every follower have gone. */
   checkInterest(): void {
     const term = this.term;
-    if (term && !term.done && term.leader.clientSignal.aborted && this.waiting.size === 0) {
-      term.abort(new SluiceError('client_closed', 'every client of this coalesced read left'));
+    if (term && !term.done && term.leader.work.clientGone && this.waiting.size === 0) {
+      term.leader.work.abort(new SluiceError('client_closed', 'every client of this coalesced read left'));
     }
   }
 
@@ -150,7 +158,7 @@ class Flight<A> {
   finished(term: Term<A>, outcome: FlightOutcome<A>): number {
     const failed = 'error' in outcome || outcome.failed;
     if (failed && this.policy === 'retry_one' && this.attempts < 2) {
-      const next = [...this.waiting.values()].find((w) => !w.member.clientSignal.aborted);
+      const next = [...this.waiting.values()].find((w) => !w.member.work.clientGone);
       if (next) {
         this.release(next);
         this.owner.retried();
@@ -185,24 +193,20 @@ class Flight<A> {
   }
 }
 
-/** One leader's attempt: its abort signal, its deadline, and the right to publish once. */
+/**
+ * One leader's attempt: the right to publish once. Its signal is the leader's own work
+ * signal (no controller or timer of its own): the leader's deadline bounds the call, and
+ * its client leaving ends the call only when no follower is left.
+ */
 class Term<A> implements Leadership<A> {
   done = false;
-  private readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout;
-  private readonly onLeaderGone: () => void;
 
-  constructor(private readonly flight: Flight<A>, readonly leader: FlightMember, now: () => number) {
-    this.timer = setTimeout(() => {
-      this.abort(new SluiceError('total_timeout', 'the coalesced read reached its leader\'s deadline'));
-    }, Math.max(0, leader.deadlineAt - now()));
-    this.onLeaderGone = () => flight.checkInterest();
-    leader.clientSignal.addEventListener('abort', this.onLeaderGone, { once: true });
-    if (leader.clientSignal.aborted) queueMicrotask(this.onLeaderGone);
+  constructor(private readonly flight: Flight<A>, readonly leader: FlightMember) {
+    leader.work.keepWhile(() => !this.done && flight.followerCount > 0);
   }
 
   get signal(): AbortSignal {
-    return this.controller.signal;
+    return this.leader.work.signal;
   }
 
   get followers(): number {
@@ -213,15 +217,10 @@ class Term<A> implements Leadership<A> {
     return this.done;
   }
 
-  abort(reason: SluiceError): void {
-    this.controller.abort(reason);
-  }
-
   finish(outcome: FlightOutcome<A>): number {
     if (this.done) return 0;
     this.done = true;
-    clearTimeout(this.timer);
-    this.leader.clientSignal.removeEventListener('abort', this.onLeaderGone);
+    this.leader.work.keepWhile(undefined);
     return this.flight.finished(this, outcome);
   }
 }

@@ -12,6 +12,7 @@ import type { CacheLookupState } from '../cache/lookup-state.js';
 import type { Leadership } from '../coalesce/coalescer.js';
 import type { SharedAnswer } from '../coalesce/shared-answer.js';
 import type { Readable } from 'node:stream';
+import type { RequestWork } from './request-work.js';
 
 export type CacheStatus = 'hit' | 'stale' | 'miss' | 'bypass' | 'revalidated' | 'error-stale';
 export type CoalesceRole = 'leader' | 'follower';
@@ -48,13 +49,11 @@ export interface RequestContext {
   readonly search: string;
   /** The client sent `Expect: 100-continue`; 100 is written only once the request is admitted. */
   readonly expectsContinue: boolean;
-  /** Aborted when the client goes away before its response is complete. */
-  readonly clientSignal: AbortSignal;
   /**
-   * Aborted when nobody wants the backend's answer any more. Starts as clientSignal;
-   * a coalescing leader swaps in the flight's signal so its followers keep the call alive.
+   * The request's one abort: its deadline, its client leaving (a coalescing leader's call
+   * lives on while followers want it). Its signal is created only when first needed.
    */
-  workSignal: AbortSignal;
+  readonly work: RequestWork;
   route: CompiledRoute | undefined;
   /** performance.now() by which the whole request must be answered (route total timeout). */
   deadlineAt: number;

@@ -10,6 +10,7 @@ import { headProblem } from '../http/connection-guard.js';
 import { writeError, writeResponse } from '../http/respond.js';
 import type { PhaseName, RequestContext } from './context.js';
 import type { PipelineDeps } from './deps.js';
+import { RequestWork } from './request-work.js';
 import { acquireSlot } from './phases/acquire-slot.js';
 import { admit, jobResource } from './phases/admit.js';
 import { forwardUpstream } from './phases/forward-upstream.js';
@@ -39,8 +40,6 @@ const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps, expectsContinue = false, connectionClosed?: AbortSignal): Promise<void> {
   const target = normalizeTarget(req.url ?? '/', deps.config.raw.http.ambiguous_paths);
   const ctx = receive(req, res, expectsContinue, deps, 'error' in target ? undefined : target, connectionClosed);
-  const deadline = new AbortController();
-  let deadlineTimer: NodeJS.Timeout | undefined;
   for (const observer of deps.observers) observer.onStart?.(ctx);
   try {
     if ('error' in target) throw new SluiceError('bad_path', target.error);
@@ -52,11 +51,6 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
       ctx.phases.push(timing);
       const result = await phase(ctx, deps);
       timing.endMs = performance.now();
-      if (name === 'matchRoute') {
-        // The route's total timeout covers queueing, the body read and the backend call.
-        deadlineTimer = setTimeout(() => deadline.abort(new SluiceError('total_timeout', `route ${ctx.route!.name} allows ${ctx.route!.totalTimeoutMs}ms`)), Math.max(0, ctx.deadlineAt - performance.now()));
-        ctx.workSignal = AbortSignal.any([ctx.clientSignal, deadline.signal]);
-      }
       if (result === 'respond') break;
     }
   } catch (err) {
@@ -64,7 +58,7 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
     ctx.error = toSluiceError(err);
     await recoverFromError(ctx, deps);
   } finally {
-    clearTimeout(deadlineTimer);
+    ctx.work.dispose();
   }
   await respond(ctx, deps);
   for (const finalize of ctx.finalizers.reverse()) {
@@ -78,15 +72,17 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
 }
 
 function receive(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, deps: PipelineDeps, target: NormalizedTarget | undefined, connectionClosed: AbortSignal | undefined): RequestContext {
-  const client = new AbortController();
+  const work = new RequestWork();
   // The client is gone if its connection closes before the response has been fully written.
   const gone = () => {
-    if (!res.writableFinished) client.abort(new SluiceError('client_closed'));
+    if (!res.writableFinished) work.clientLeft();
   };
   res.once('close', gone);
-  if (connectionClosed?.aborted) gone();
-  connectionClosed?.addEventListener('abort', gone, { once: true });
-  res.once('finish', () => connectionClosed?.removeEventListener('abort', gone));
+  if (connectionClosed) {
+    if (connectionClosed.aborted) gone();
+    connectionClosed.addEventListener('abort', gone, { once: true });
+    res.once('finish', () => connectionClosed.removeEventListener('abort', gone));
+  }
   const offered = firstHeader(req.headers['x-request-id']);
   const startedAt = performance.now();
   return {
@@ -98,8 +94,7 @@ function receive(req: IncomingMessage, res: ServerResponse, expectsContinue: boo
     search: target?.search ?? '',
     peer: deps.forwarding.peer(req.socket.remoteAddress, req.headers),
     expectsContinue,
-    clientSignal: client.signal,
-    workSignal: client.signal,
+    work,
     route: undefined,
     deadlineAt: startedAt + 60_000,
     body: undefined, lease: undefined, response: undefined, error: undefined, backendServer: undefined,
@@ -117,7 +112,7 @@ async function respond(ctx: RequestContext, deps: PipelineDeps): Promise<void> {
   const timing = { name: 'respond' as const, startMs: performance.now(), endMs: 0 };
   ctx.phases.push(timing);
   try {
-    if (ctx.clientSignal.aborted) {
+    if (ctx.work.clientGone) {
       ctx.error ??= new SluiceError('client_closed');
     } else if (ctx.error || !ctx.response) {
       writeError(ctx, ctx.error ?? new SluiceError('internal', 'no response produced'));

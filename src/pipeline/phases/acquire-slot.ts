@@ -14,7 +14,7 @@ export async function acquireSlot(ctx: RequestContext, deps: PipelineDeps): Prom
       group: deps.queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots }),
       priorityRank: route.priorityRank,
       queueTimeoutMs: Math.min(route.queueTimeoutMs, remaining),
-      signal: ctx.workSignal,
+      signal: ctx.work.signal,
       info: { requestId: ctx.id, method: ctx.method, path: ctx.pathname, followers: () => ctx.leadership?.followers ?? 0 },
     });
   } finally {

@@ -62,7 +62,7 @@ async function submitJob(ctx: RequestContext, deps: PipelineDeps, prefer: AsyncP
     Math.max(0, ctx.deadlineAt - performance.now()),
   );
   const waitStarted = performance.now();
-  const job = await deps.jobs.waitFor(view.job.id, (j) => FINAL_STATES.has(j.state), waitMs, ctx.clientSignal);
+  const job = await deps.jobs.waitFor(view.job.id, (j) => FINAL_STATES.has(j.state), waitMs, ctx.work.clientSignal);
   ctx.timings.jobWaitMs = performance.now() - waitStarted;
   const waited = prefer.waitSeconds !== undefined ? `wait=${prefer.waitSeconds}` : undefined;
   if (job && FINAL_STATES.has(job.state)) {
@@ -89,7 +89,7 @@ export async function jobResource(ctx: RequestContext, deps: PipelineDeps): Prom
   }
   const started = performance.now();
   ctx.response = await serveJobResource(deps.jobs, {
-    method: ctx.method, pathname: ctx.pathname, search: ctx.search, signal: ctx.clientSignal,
+    method: ctx.method, pathname: ctx.pathname, search: ctx.search, signal: ctx.work.clientSignal,
   });
   // A long-poll (`?wait=N`) spends its time waiting on the job, not in Sluice's own work.
   if (/(?:^\?|&)wait=/.test(ctx.search)) ctx.timings.jobWaitMs = performance.now() - started;

@@ -46,7 +46,7 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
       path: deps.pools.basePath(lease.server.url) + ctx.pathname + ctx.search,
       headers,
       body: ctx.body,
-      signal: ctx.workSignal,
+      signal: ctx.work.signal,
       headersTimeoutMs: Math.min(route.timeouts.responseMs, remaining),
       bodyTimeoutMs: route.timeouts.bodyMs,
       stream: route.streamResponse,

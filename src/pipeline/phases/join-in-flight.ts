@@ -28,7 +28,7 @@ export async function joinInFlight(ctx: RequestContext, deps: PipelineDeps): Pro
   let key = coalesceKey(ctx, await bodyDigest(ctx.body));
   let varied = false;
   for (;;) {
-    const joined = coalescer.join(key, memberOf(ctx), ctx.route!.coalesce.on_leader_error, ctx.workSignal);
+    const joined = coalescer.join(key, memberOf(ctx), ctx.route!.coalesce.on_leader_error);
     if (joined.role === 'leader') {
       if (!deps.remoteFlights || varied) return lead(ctx, joined.leadership);
       const remote = await joinRemote(ctx, deps.remoteFlights, key, joined.leadership);
@@ -88,14 +88,12 @@ async function bodyDigest(body: BufferedBody): Promise<string | undefined> {
 }
 
 function memberOf(ctx: RequestContext): FlightMember {
-  return { clientSignal: ctx.clientSignal, deadlineAt: ctx.deadlineAt, headers: ctx.req.headers };
+  return { work: ctx.work, headers: ctx.req.headers };
 }
 
 function lead(ctx: RequestContext, leadership: Leadership<SharedAnswer>): PhaseResult {
   ctx.leadership = leadership;
   ctx.coalesceRole = 'leader';
-  // The flight's signal: aborted only when the leader's client and every follower are gone.
-  ctx.workSignal = leadership.signal;
   if (!ctx.cacheLookup) {
     ctx.cacheStatus = 'bypass';
     ctx.cacheStatusDetail = formatCacheStatus({ fwd: 'bypass' });

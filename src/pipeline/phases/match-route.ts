@@ -13,6 +13,8 @@ export function matchRoute(ctx: RequestContext, deps: PipelineDeps): PhaseResult
   if (!route) throw new SluiceError('not_found', `no route for ${ctx.method} ${ctx.pathname}`);
   if (route.deny) throw new SluiceError('route_denied', `route ${route.name}`);
   ctx.route = route;
+  // The route's total timeout covers the body read, queueing and the backend call.
   ctx.deadlineAt = ctx.startedAt + route.totalTimeoutMs;
+  ctx.work.setDeadline(ctx.deadlineAt, () => new SluiceError('total_timeout', `route ${route.name} allows ${route.totalTimeoutMs}ms`));
   return 'continue';
 }
