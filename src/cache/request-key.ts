@@ -15,9 +15,14 @@ export function normalizedTarget(pathname: string, search: string): string {
   return query ? `${pathname}?${query}` : pathname;
 }
 
-/** sha256 over `name: value` lines of the named headers (absent ones included as absent); '' for no names. */
+/**
+ * sha256 over `name: value` lines of the named headers (absent ones included as absent);
+ * '' when none of them is present, so the common request (no credentials, no varied
+ * header) hashes nothing. Names are compared lower-case; `names` of a route are fixed, so
+ * '' never stands for two different sets of values.
+ */
 export function headerDigest(headers: RequestHeaders, names: readonly string[]): string {
-  if (names.length === 0) return '';
+  if (!names.some((n) => headers[n.toLowerCase()] !== undefined)) return '';
   const hash = createHash('sha256');
   for (const name of [...new Set(names.map((n) => n.toLowerCase()))].sort()) {
     const value = headers[name];

@@ -14,6 +14,7 @@ import { LRUCache } from 'lru-cache';
 import type { ErrorCode } from '../errors.js';
 import type { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
+import type { OutgoingHttpHeaders } from 'node:http';
 import { admit, policyHeaders, type CacheRules, type RouteRules } from './admission.js';
 import { selectingDigest } from './request-key.js';
 
@@ -52,6 +53,22 @@ export interface CacheEntry {
   /** How long the store keeps it; undefined: until evicted, since it can be revalidated. */
   readonly retainMs: number | undefined;
   readonly size: number;
+  /** The freshness numbers a plain fresh hit needs (see freshHit); undefined when it must ask the policy. */
+  readonly plainFreshness: PlainFreshness | undefined;
+  /** The headers as a client receives them (end-to-end, Via added, no Age), built on the first hit. */
+  clientHeaders?: OutgoingHttpHeaders;
+}
+
+/**
+ * The library's freshness (RFC 9111 §4.2) reduced to numbers when the response does not
+ * vary and has no must-revalidate: for a request without Cache-Control or Pragma of its
+ * own, http-cache-semantics' answer is then exactly `maxAgeSec > age`.
+ */
+export interface PlainFreshness {
+  readonly maxAgeSec: number;
+  /** The policy's response time (epoch ms) and the Age the response arrived with. */
+  readonly responseTime: number;
+  readonly initialAgeSec: number;
 }
 
 export interface FailureEntry {
@@ -132,6 +149,20 @@ export class ResponseCache {
     this.storedListener = listener;
   }
 
+  /**
+   * The fast path of a fresh hit: a map lookup and two comparisons, no policy object. Only
+   * for a request without Cache-Control or Pragma (the caller checks) on an entry with
+   * plain freshness stored under the key itself; anything else is for `lookup`.
+   */
+  freshHit(key: string): { entry: CacheEntry; ageSec: number; ttlSec: number } | undefined {
+    const stored = this.lru.get(key);
+    if (stored?.kind !== 'entry' || !stored.plainFreshness) return undefined;
+    const f = stored.plainFreshness;
+    const ageSec = f.initialAgeSec + (Date.now() - f.responseTime) / 1000;
+    const ttlSec = f.maxAgeSec - ageSec;
+    return ttlSec > 0 ? { entry: stored, ageSec, ttlSec } : undefined;
+  }
+
   lookup(request: CacheRequest, options: { useFailures: boolean }): Lookup {
     const entry = this.find(request);
     if (entry) {
@@ -177,7 +208,7 @@ export class ResponseCache {
     const admitted = sameValidator ? this.admitEntry(request, stale.status, headers, rules, stale.body) : undefined;
     if (!admitted) {
       this.lru.delete(stale.storageKey);
-      return { entry: { ...stale, headers }, stored: false };
+      return { entry: { ...stale, headers, clientHeaders: undefined }, stored: false };
     }
     return { entry: this.put(request, admitted), stored: true };
   }
@@ -260,11 +291,12 @@ export class ResponseCache {
     if (fields.includes('*')) return undefined;
     const storageKey = fields.length > 0 ? variantKey(request, fields) : request.key;
     const varyCost = fields.length > 0 ? 64 * fields.length : 0;
+    const plainFreshness = fields.length === 0 ? plainFreshnessOf(admission.policy) : undefined;
     const size = ENTRY_OVERHEAD + storageKey.length + JSON.stringify(admission.headers).length + varyCost + (body?.length ?? 0);
     return {
       kind: 'entry', storageKey, target: request.target, resource: request.resource, status, headers: admission.headers, body: body ?? Buffer.alloc(0),
       policy: admission.policy, staleWhileRevalidateSec: admission.staleWhileRevalidateSec, staleIfErrorSec: admission.staleIfErrorSec,
-      revalidatable: admission.revalidatable, retainMs: admission.retainMs, size,
+      revalidatable: admission.revalidatable, retainMs: admission.retainMs, size, plainFreshness,
     };
   }
 
@@ -299,6 +331,12 @@ function varyFields(headers: HeaderMap): string[] {
   const vary = policyHeaders(headers)['vary'];
   if (!vary) return [];
   return vary.split(',').map((f) => f.trim().toLowerCase()).filter((f) => f.length > 0);
+}
+
+function plainFreshnessOf(policy: CachePolicy): PlainFreshness | undefined {
+  const stored = policy.toObject() as { t: number; rescc: Record<string, unknown> };
+  if (stored.rescc['must-revalidate'] !== undefined) return undefined;
+  return { maxAgeSec: policy.maxAge(), responseTime: stored.t, initialAgeSec: policy.age() - (Date.now() - stored.t) / 1000 };
 }
 
 function variantKey(request: CacheRequest, fields: readonly string[]): string {

@@ -54,7 +54,9 @@ function commonHeaders(ctx: RequestContext): OutgoingHttpHeaders {
 export async function writeResponse(ctx: RequestContext, via: string): Promise<void> {
   const { res } = ctx;
   const response = ctx.response!;
-  const headers: OutgoingHttpHeaders = { ...clientResponseHeaders(response.headers, via), ...commonHeaders(ctx) };
+  const headers: OutgoingHttpHeaders = response.clientHeaders
+    ? { ...response.clientHeaders, age: String(response.ageSec ?? 0), ...commonHeaders(ctx) }
+    : { ...clientResponseHeaders(response.headers, via), ...commonHeaders(ctx) };
   const bodyless = ctx.method === 'HEAD' || BODYLESS_STATUSES.has(response.status) || (response.status >= 100 && response.status < 200);
   if (response.body instanceof BufferedBody) {
     // HEAD keeps the backend's Content-Length (the size a GET would have); others get the real size.

@@ -1,7 +1,7 @@
 // Per-request state: everything one request carries through the phases lives here, and
 // nothing else holds per-request state. Status words are closed unions, reused verbatim in
 // headers, spans, metrics and logs.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { CompiledRoute } from '../config/compile.js';
 import type { SluiceError } from '../errors.js';
 import type { BufferedBody } from '../http/body-buffer.js';
@@ -26,6 +26,10 @@ export interface ProxyResponse {
   headers: HeaderMap;
   /** Buffered body, or a live stream for routes with stream_response (which holds the slot). */
   body: BufferedBody | Readable;
+  /** A stored answer's headers as the client receives them (end-to-end, Via added), built once per entry. */
+  readonly clientHeaders?: OutgoingHttpHeaders;
+  /** With clientHeaders: the Age to send. */
+  readonly ageSec?: number;
 }
 
 export interface PhaseTiming { readonly name: PhaseName; readonly startMs: number; endMs: number }

@@ -29,6 +29,8 @@ const HEX = /^[0-9A-Fa-f]{2}$/;
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
 /** Decoded, these bytes would change where the path's segments begin or end. */
 const STRUCTURAL_BYTES = new Set([0x2f, 0x5c, 0x00]);
+/** Segments of unreserved and sub-delim characters, none empty, none starting with a dot: canonical as it is. */
+const PLAIN_PATH = /^(?:\/[A-Za-z0-9\-_~!$&'()*+,;=:@][A-Za-z0-9\-._~!$&'()*+,;=:@]*)*\/?$/;
 
 export function normalizeTarget(rawTarget: string, policy: AmbiguousPathPolicy): NormalizeResult {
   let target = rawTarget;
@@ -42,6 +44,8 @@ export function normalizeTarget(rawTarget: string, policy: AmbiguousPathPolicy):
   const rawPath = question >= 0 ? target.slice(0, question) : target;
   const search = question >= 0 && question < target.length - 1 ? target.slice(question) : '';
 
+  // Most paths are already canonical: nothing escaped, no dot or empty segment.
+  if (PLAIN_PATH.test(rawPath)) return { path: rawPath, matchPath: rawPath, search };
   let canonical = '';
   for (let i = 0; i < rawPath.length; i++) {
     const ch = rawPath[i]!;

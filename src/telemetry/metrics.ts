@@ -40,6 +40,7 @@ export class SluiceMetrics implements RequestObserver {
   private jobSource: (() => JobGauges) | undefined;
   private connectionSource: (() => ConnectionGauges[]) | undefined;
   private failingSource: ((url: string) => boolean) | undefined;
+  private readonly byRoute = new Map<string, RouteChildren>();
 
   private readonly requests = new Counter({
     name: 'sluice_requests_total', help: 'Requests answered, by route and HTTP status (499: the client left first).',
@@ -111,22 +112,45 @@ export class SluiceMetrics implements RequestObserver {
   }
 
   afterUpstream(ctx: RequestContext, outcome: { durationMs: number }): void {
-    this.upstreamDuration.observe({ route: routeOf(ctx) }, outcome.durationMs / 1000);
+    this.routeChildren(routeOf(ctx)).upstreamDuration.observe(outcome.durationMs / 1000);
   }
 
   onDone(ctx: RequestContext): void {
-    const route = routeOf(ctx);
+    const children = this.routeChildren(routeOf(ctx));
     const status = responseStatus(ctx) ?? ctx.error?.status ?? 0;
-    this.requests.inc({ route, status: String(status) });
-    this.requestDuration.observe({ route }, (endOf(ctx) - ctx.startedAt) / 1000);
-    if (ctx.phases.some((p) => p.name === 'acquireSlot')) this.queueWait.observe({ route }, ctx.timings.queueMs / 1000);
+    children.requestsByStatus(status).inc();
+    children.requestDuration.observe((endOf(ctx) - ctx.startedAt) / 1000);
+    if (ctx.phases.some((p) => p.name === 'acquireSlot')) children.queueWait.observe(ctx.timings.queueMs / 1000);
     if (ctx.error) {
+      const route = routeOf(ctx);
       this.errors.inc({ route, code: ctx.error.code });
       if (SHED_CODES.has(ctx.error.code)) this.shed.inc({ route, reason: ctx.error.code });
     }
-    if (ctx.cacheStatus) this.cacheLookups.inc({ route, status: ctx.cacheStatus });
-    if (ctx.coalesceRole === 'follower') this.followers.inc({ route });
-    if (ctx.bytesSent > 0) this.responseBytes.inc({ route }, ctx.bytesSent);
+    if (ctx.cacheStatus) children.cacheByStatus(ctx.cacheStatus).inc();
+    if (ctx.coalesceRole === 'follower') children.followers.inc();
+    if (ctx.bytesSent > 0) children.responseBytes.inc(ctx.bytesSent);
+  }
+
+  /**
+   * The route's metric children, bound once per route (and status) and reused: prom-client
+   * hashes a label object on every call otherwise.
+   */
+  private routeChildren(route: string): RouteChildren {
+    let children = this.byRoute.get(route);
+    if (children) return children;
+    const byStatus = new Map<number, Counter.Internal>();
+    const byCache = new Map<string, Counter.Internal>();
+    children = {
+      requestsByStatus: (status) => bound(byStatus, status, () => this.requests.labels({ route, status: String(status) })),
+      cacheByStatus: (status) => bound(byCache, status, () => this.cacheLookups.labels({ route, status })),
+      requestDuration: this.requestDuration.labels({ route }),
+      queueWait: this.queueWait.labels({ route }),
+      upstreamDuration: this.upstreamDuration.labels({ route }),
+      followers: this.followers.labels({ route }),
+      responseBytes: this.responseBytes.labels({ route }),
+    };
+    this.byRoute.set(route, children);
+    return children;
   }
 
   async render(): Promise<{ contentType: string; body: string }> {
@@ -205,6 +229,22 @@ export class SluiceMetrics implements RequestObserver {
       },
     });
   }
+}
+
+interface RouteChildren {
+  requestsByStatus(status: number): Counter.Internal;
+  cacheByStatus(status: string): Counter.Internal;
+  readonly requestDuration: Histogram.Internal<'route'>;
+  readonly queueWait: Histogram.Internal<'route'>;
+  readonly upstreamDuration: Histogram.Internal<'route'>;
+  readonly followers: Counter.Internal;
+  readonly responseBytes: Counter.Internal;
+}
+
+function bound<K, C>(cache: Map<K, C>, key: K, make: () => C): C {
+  let child = cache.get(key);
+  if (child === undefined) cache.set(key, (child = make()));
+  return child;
 }
 
 function routeOf(ctx: RequestContext): string {

@@ -30,8 +30,11 @@ export async function admit(ctx: RequestContext, deps: PipelineDeps): Promise<Ph
   if (declared !== undefined && Number(declared) > route.maxBodyBytes) {
     throw new SluiceError('body_too_large', `${declared} bytes declared, route ${route.name} allows ${route.maxBodyBytes}`);
   }
-  const prefer = parsePrefer(ctx.req.headers['prefer']);
-  if (deps.jobs.isJobRoute(route) || (prefer.respondAsync && route.preferAsync)) return submitJob(ctx, deps, prefer);
+  const header = ctx.req.headers['prefer'];
+  const jobRoute = deps.jobs.isJobRoute(route);
+  if (!jobRoute && (header === undefined || !route.preferAsync)) return 'continue';
+  const prefer = parsePrefer(header);
+  if (jobRoute || prefer.respondAsync) return submitJob(ctx, deps, prefer);
   return 'continue';
 }
 

@@ -11,7 +11,7 @@
 // backend never saw cannot select a stored answer. A client's no-cache is answered from a
 // revalidation and never replaces the stored answer unless the route allows it
 // (cache.allow_client_refresh), so one client cannot overwrite what everyone is served.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { formatCacheStatus, type CacheStatusParams } from '../../cache/cache-status.js';
 import { CLIENT_VALIDATORS, clientAnswer } from '../../cache/conditional.js';
 import { requestDirectives } from '../../cache/admission.js';
@@ -23,7 +23,7 @@ import { resourceOf, type CacheEntry, type CacheRequest, type Lookup, type Respo
 import type { CacheKeyPlan } from '../../config/compile.js';
 import { SluiceError } from '../../errors.js';
 import { BufferedBody } from '../../http/body-buffer.js';
-import { endToEndHeaders, type HeaderMap } from '../../http/headers.js';
+import { clientResponseHeaders, endToEndHeaders, type HeaderMap } from '../../http/headers.js';
 import type { CacheStatus, ProxyResponse, RequestContext } from '../context.js';
 import type { PipelineDeps, RequestObserver } from '../deps.js';
 import type { PhaseResult } from './phase.js';
@@ -33,6 +33,7 @@ export function lookupCache(ctx: RequestContext, deps: PipelineDeps): PhaseResul
   const cache = deps.cache;
   if (!cache || !cacheApplies(ctx)) return 'continue';
   const plan = ctx.route!.cacheKey;
+  if (plainRequest(ctx.req.headers, plan) && serveFreshHit(ctx, cache, deps.via, plan)) return 'respond';
   const request = cacheRequestFor(ctx, plan);
   const directives = requestDirectives(request.view);
   const credentialed = unkeyedCredentials(plan, request.headers);
@@ -79,6 +80,42 @@ function answer(ctx: RequestContext, deps: PipelineDeps, cache: ResponseCache, r
     case 'miss':
       return forward(ctx, cache, { request, fwd: refresh ? 'request' : 'miss', stale: undefined, validators: undefined, store: true });
   }
+}
+
+/**
+ * A request the fast path may answer: nothing of its own that changes what the cache may
+ * serve (Cache-Control, Pragma, Range), no Connection header that could hide a key header,
+ * and no credential the route's key does not account for.
+ */
+function plainRequest(headers: IncomingHttpHeaders, plan: CacheKeyPlan): boolean {
+  if (headers['cache-control'] !== undefined || headers['pragma'] !== undefined || headers['range'] !== undefined) return false;
+  const connection = headers['connection'];
+  if (connection !== undefined && !PLAIN_CONNECTION.test(connection)) return false;
+  return !unkeyedCredentials(plan, headers);
+}
+
+const PLAIN_CONNECTION = /^\s*(?:keep-alive|close)\s*$/i;
+
+/**
+ * A fresh hit without http-cache-semantics: the key, one map lookup, two comparisons and
+ * the Age value; the client-ready headers are built once per stored entry. Whatever this
+ * cannot decide (variants, stale entries, conditionals beyond the plain 304) takes the full path.
+ */
+function serveFreshHit(ctx: RequestContext, cache: ResponseCache, via: string, plan: CacheKeyPlan): boolean {
+  const headers = ctx.req.headers;
+  const target = normalizedTarget(ctx.pathname, ctx.search);
+  const key = readKey({ method: 'GET', host: headers.host, target, headers: headerDigest(headers, plan.headers) });
+  const hit = cache.freshHit(key);
+  if (!hit) return false;
+  const { entry } = hit;
+  entry.clientHeaders ??= clientResponseHeaders(withoutTargeted(entry.headers, cache.ownFields), via);
+  const response: ProxyResponse = { status: entry.status, headers: entry.headers, body: BufferedBody.fromBuffer(entry.body), clientHeaders: entry.clientHeaders, ageSec: Math.floor(hit.ageSec) };
+  const conditional = headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined;
+  ctx.response = conditional ? clientAnswer(headers, ctx.method, responseFrom(cache, entry, hit.ageSec)) : response;
+  ctx.cacheStatus = 'hit';
+  ctx.cacheStatusDetail = `hit; ttl=${Math.floor(hit.ttlSec)}`;
+  cache.count('hits');
+  return true;
 }
 
 /**
