@@ -19,7 +19,6 @@ import { ResponseCache } from './cache/response-cache.js';
 import { Coalescer } from './coalesce/coalescer.js';
 import type { SharedAnswer } from './coalesce/shared-answer.js';
 import { registerCacheAdmin, targetMatcher } from './admin/cache-admin.js';
-import { readPathUpstreamHeaders } from './pipeline/phases/lookup-cache.js';
 import { BufferBudget } from './http/buffer-budget.js';
 import { isLoopbackHost } from './admin/admin-guard.js';
 import { forwardingPolicy, queuedPerClient, reloadApp, type MutableDeps, type ReloadOutcome } from './app-reload.js';
@@ -89,7 +88,8 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     forwarding: forwardingPolicy(raw),
     buffers: new BufferBudget(raw.limits.buffer_memory, raw.limits.buffer_disk),
     queuedPerClient: queuedPerClient(raw),
-    observers: [readPathUpstreamHeaders, backendHealth, ...telemetry.observers, ...extraObservers],
+    observers: [backendHealth, ...telemetry.observers, ...extraObservers],
+    traceContext: telemetry.traceContext,
   };
   const gateway = new GatewayServer(
     raw.limits,

@@ -2,7 +2,7 @@
 // defaults are resolved against the global ones, and everything is frozen. The result is
 // what every component receives through its constructor.
 import {
-  cacheDefaults, coalesceDefaults, PRIORITY_CLASSES, type PriorityClass, type RouteCacheConfig,
+  cacheDefaults, coalesceDefaults, jobDefaults, PRIORITY_CLASSES, type PriorityClass, type RouteCacheConfig,
   type RouteCoalesceConfig, type RouteJobConfig, type SluiceConfig,
 } from './schema.js';
 
@@ -33,7 +33,10 @@ export interface CompiledRoute {
   /** Who may use the shared cache and what selects a stored answer; see cacheKeyPlan. */
   readonly cacheKey: CacheKeyPlan;
   readonly coalesce: Readonly<RouteCoalesceConfig>;
+  /** Set on routes whose every request becomes a job. */
   readonly job: Readonly<RouteJobConfig> | undefined;
+  /** `job`, or the defaults for a request that becomes a job through Prefer: respond-async. */
+  readonly jobSettings: Readonly<RouteJobConfig>;
 }
 
 /**
@@ -92,6 +95,7 @@ export function compileConfig(config: SluiceConfig): CompiledConfig {
     cacheKey: cacheKeyPlan(route.cache ?? cacheDefaults()),
     coalesce: Object.freeze(route.coalesce ?? coalesceDefaults()),
     job: route.job ? Object.freeze(route.job) : undefined,
+    jobSettings: Object.freeze(route.job ?? jobDefaults()),
   }));
   const hasCatchAll = routes.some((r) => r.pathPattern === '/*' && r.methods === null);
   if (!hasCatchAll && !routes.some((r) => r.name === DEFAULT_ROUTE_NAME)) {
@@ -131,6 +135,7 @@ function defaultRoute(config: SluiceConfig, index: number): CompiledRoute {
     cacheKey: cacheKeyPlan(cacheDefaults()),
     coalesce: coalesceDefaults(),
     job: undefined,
+    jobSettings: jobDefaults(),
   };
 }
 

@@ -4,7 +4,7 @@
 // share, and the rest of a long backlog waits in the durable store, not in the interactive
 // queue where it would count against queue limits and timeouts.
 import type { CompiledConfig, CompiledRoute } from '../config/compile.js';
-import { jobDefaults, type RouteJobConfig } from '../config/schema.js';
+import type { RouteJobConfig } from '../config/schema.js';
 import { SluiceError } from '../errors.js';
 import type { SlotGroup, SlotLease, SlotQueue } from '../slots/slot-queue.js';
 import type { JobAttemptOutcome, JobTracer } from '../telemetry/job-tracing.js';
@@ -79,7 +79,7 @@ export class JobRunner {
     const routes = this.options.config.routes;
     // A route removed from the config since the job was queued: the catch-all runs it.
     const route = routes.find((r) => r.name === routeName) ?? routes.at(-1)!;
-    return { route, job: route.job ?? jobDefaults() };
+    return { route, job: route.jobSettings };
   }
 
   /** Starts claiming due jobs of a route (after a submission, a finished attempt, or at start). Never throws. */

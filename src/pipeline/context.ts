@@ -13,12 +13,13 @@ import type { Leadership } from '../coalesce/coalescer.js';
 import type { SharedAnswer } from '../coalesce/shared-answer.js';
 import type { Readable } from 'node:stream';
 import type { RequestWork } from './request-work.js';
+import type { AsyncPreference } from '../jobs/prefer.js';
 
 export type CacheStatus = 'hit' | 'stale' | 'miss' | 'bypass' | 'revalidated' | 'error-stale';
 export type CoalesceRole = 'leader' | 'follower';
 export type PhaseName =
-  | 'receive' | 'matchRoute' | 'admit' | 'lookupCache' | 'joinInFlight' | 'readBody'
-  | 'acquireSlot' | 'forwardUpstream' | 'storeResponse' | 'respond' | 'log' | 'jobResource';
+  | 'receive' | 'matchRoute' | 'admit' | 'readBody' | 'submitJob' | 'lookupCache' | 'joinInFlight'
+  | 'acquireSlot' | 'prepareUpstream' | 'forwardUpstream' | 'storeResponse' | 'onError' | 'respond' | 'log' | 'jobResource';
 
 /** A complete answer, ready to write: from the backend, the cache, a leader or a job. */
 export interface ProxyResponse {
@@ -62,7 +63,11 @@ export interface RequestContext {
   /** performance.now() by which the whole request must be answered (route total timeout). */
   deadlineAt: number;
   body: BufferedBody | undefined;
+  /** Set by admit when this request becomes a job (route `job:` or Prefer: respond-async); submitJob stores it. */
+  jobPreference: AsyncPreference | undefined;
   lease: SlotLease | undefined;
+  /** The headers the backend receives, built once by prepareUpstream. */
+  upstreamHeaders: HeaderMap | undefined;
   response: ProxyResponse | undefined;
   error: SluiceError | undefined;
   /** Which backend server answered, for spans and logs. */

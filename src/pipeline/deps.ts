@@ -14,15 +14,22 @@ import type { SharedAnswer } from '../coalesce/shared-answer.js';
 import type { RemoteFlights } from '../cluster/remote-flights.js';
 
 /**
- * Hooks for telemetry (tracing, metrics, access log). Observers never change the outcome
- * of a request; a throwing observer is a bug in the observer, not the request.
+ * Hooks for telemetry (metrics, access log, the live window, tracing's spans). Observers
+ * read; they never change a request or its outcome (what the backend receives is built by
+ * prepareUpstream alone). A throwing observer is a bug in the observer: the orchestrator
+ * catches it and the request goes on.
  */
 export interface RequestObserver {
-  onStart?(ctx: RequestContext): void;
-  /** Called before each backend call with the outgoing headers (e.g. to inject traceparent). */
-  beforeUpstream?(ctx: RequestContext, headers: HeaderMap): void;
-  afterUpstream?(ctx: RequestContext, outcome: { status?: number; errorCode?: string; durationMs: number }): void;
-  onDone?(ctx: RequestContext): void;
+  onStart?(ctx: Readonly<RequestContext>): void;
+  afterUpstream?(ctx: Readonly<RequestContext>, outcome: UpstreamOutcome): void;
+  onDone?(ctx: Readonly<RequestContext>): void;
+}
+
+export interface UpstreamOutcome { readonly status?: number; readonly errorCode?: string; readonly durationMs: number }
+
+/** Tracing's part of the backend request: starts the CLIENT span and puts its traceparent in `headers`. */
+export interface UpstreamTraceContext {
+  inject(ctx: RequestContext, headers: HeaderMap): void;
 }
 
 export interface PipelineDeps {
@@ -30,6 +37,8 @@ export interface PipelineDeps {
   readonly queue: SlotQueue;
   readonly pools: BackendPools;
   readonly observers: readonly RequestObserver[];
+  /** Present when tracing is on; used by prepareUpstream. */
+  readonly traceContext?: UpstreamTraceContext;
   /** The Via token Sluice adds, e.g. `1.1 sluice`. */
   readonly via: string;
   /** Trusted proxies and which client headers a backend may believe. */

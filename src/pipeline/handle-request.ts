@@ -1,6 +1,7 @@
 // The orchestrator: runs one request through the phases in their fixed order. Each phase
 // either continues or has produced the answer; any phase may throw a SluiceError, which
-// becomes the answer. `respond` and `log` always run, and finalizers always run once.
+// `onError` may still turn into an answer (a stale copy) and otherwise becomes the answer.
+// `respond` and `log` always run, and finalizers always run once.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SluiceError, toSluiceError } from '../errors.js';
@@ -9,7 +10,7 @@ import { normalizeTarget, type NormalizedTarget } from '../routing/normalize-pat
 import { headProblem } from '../http/connection-guard.js';
 import { writeError, writeResponse } from '../http/respond.js';
 import type { PhaseName, RequestContext } from './context.js';
-import type { PipelineDeps } from './deps.js';
+import type { PipelineDeps, RequestObserver } from './deps.js';
 import { RequestWork } from './request-work.js';
 import { acquireSlot } from './phases/acquire-slot.js';
 import { admit, jobResource } from './phases/admit.js';
@@ -19,15 +20,20 @@ import { lookupCache } from './phases/lookup-cache.js';
 import { matchRoute } from './phases/match-route.js';
 import type { Phase } from './phases/phase.js';
 import { readBody } from './phases/read-body.js';
-import { recoverFromError, storeResponse } from './phases/store-response.js';
+import { onError } from './phases/on-error.js';
+import { prepareUpstream } from './phases/prepare-upstream.js';
+import { storeResponse } from './phases/store-response.js';
+import { submitJob } from './phases/submit-job.js';
 
 const PHASES: ReadonlyArray<readonly [PhaseName, Phase]> = [
   ['matchRoute', matchRoute],
   ['admit', admit],
+  ['readBody', readBody],
+  ['submitJob', submitJob],
   ['lookupCache', lookupCache],
   ['joinInFlight', joinInFlight],
-  ['readBody', readBody],
   ['acquireSlot', acquireSlot],
+  ['prepareUpstream', prepareUpstream],
   ['forwardUpstream', forwardUpstream],
   ['storeResponse', storeResponse],
 ];
@@ -40,7 +46,7 @@ const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps, expectsContinue = false, connectionClosed?: AbortSignal): Promise<void> {
   const target = normalizeTarget(req.url ?? '/', deps.config.raw.http.ambiguous_paths);
   const ctx = receive(req, res, expectsContinue, deps, 'error' in target ? undefined : target, connectionClosed);
-  for (const observer of deps.observers) observer.onStart?.(ctx);
+  observe(deps, (o) => o.onStart?.(ctx));
   try {
     if ('error' in target) throw new SluiceError('bad_path', target.error);
     const refused = headProblem(req, deps.config.raw.limits.max_header_count);
@@ -56,7 +62,10 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
   } catch (err) {
     ctx.phases.at(-1)!.endMs = performance.now();
     ctx.error = toSluiceError(err);
-    await recoverFromError(ctx, deps);
+    const timing = { name: 'onError' as const, startMs: performance.now(), endMs: 0 };
+    ctx.phases.push(timing);
+    await onError(ctx, deps);
+    timing.endMs = performance.now();
   } finally {
     ctx.work.dispose();
   }
@@ -68,7 +77,21 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
       // A failing clean-up must not stop the others; the request is already answered.
     }
   }
-  for (const observer of deps.observers) observer.onDone?.(ctx);
+  const log = { name: 'log' as const, startMs: performance.now(), endMs: 0 };
+  ctx.phases.push(log);
+  observe(deps, (o) => o.onDone?.(ctx));
+  log.endMs = performance.now();
+}
+
+/** Observers read; one that throws is a bug in the observer and must not cost the request its answer. */
+function observe(deps: PipelineDeps, call: (observer: RequestObserver) => void): void {
+  for (const observer of deps.observers) {
+    try {
+      call(observer);
+    } catch {
+      // Deliberately ignored: see above.
+    }
+  }
 }
 
 function receive(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, deps: PipelineDeps, target: NormalizedTarget | undefined, connectionClosed: AbortSignal | undefined): RequestContext {
@@ -97,7 +120,7 @@ function receive(req: IncomingMessage, res: ServerResponse, expectsContinue: boo
     work,
     route: undefined,
     deadlineAt: startedAt + 60_000,
-    body: undefined, lease: undefined, response: undefined, error: undefined, backendServer: undefined,
+    body: undefined, jobPreference: undefined, lease: undefined, upstreamHeaders: undefined, response: undefined, error: undefined, backendServer: undefined,
     cacheStatus: undefined, cacheStatusDetail: undefined, coalesceRole: undefined, jobId: undefined,
     cacheLookup: undefined, leadership: undefined,
     timings: { queueMs: 0, upstreamMs: 0, readBodyMs: 0, coalesceWaitMs: 0, jobWaitMs: 0 },

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { SluiceConfig } from '../config/schema.js';
 import { firstHeader } from '../http/headers.js';
 import type { RequestContext } from '../pipeline/context.js';
-import type { RequestObserver } from '../pipeline/deps.js';
+import type { RequestObserver, UpstreamTraceContext } from '../pipeline/deps.js';
 import type { SlotQueue } from '../slots/slot-queue.js';
 import { AccessLog, createLogSink, type LogSink } from './access-log.js';
 import { NO_JOB_TRACING, OtelJobTracer, type JobTracer } from './job-tracing.js';
@@ -23,6 +23,8 @@ export class Telemetry {
   readonly jobs: JobTracer;
   /** In the order they run; the last one ends the trace and then writes the access line. */
   readonly observers: readonly RequestObserver[];
+  /** Starts each backend call's CLIENT span and supplies its traceparent; absent when tracing is off. */
+  readonly traceContext: UpstreamTraceContext | undefined;
   private readonly tracing: Tracing | undefined;
   private readonly sink: LogSink;
 
@@ -33,6 +35,7 @@ export class Telemetry {
     this.live = new LiveWindow(queue, { windowS: 300, recentS: 60, slowKept: 12, now: Date.now });
     this.tracing = createTracing(config.tracing);
     const observer = this.tracing ? new TracingObserver(this.tracing.tracer) : undefined;
+    this.traceContext = observer;
     this.jobs = this.tracing && observer ? new OtelJobTracer(this.tracing.tracer, (ctx) => observer.contextOf(ctx)) : NO_JOB_TRACING;
     const accessLog = config.logging.access_log && config.logging.level !== 'silent' ? new AccessLog(this.logger) : undefined;
     const observers: RequestObserver[] = [this.metrics, this.live];

@@ -9,7 +9,7 @@ import {
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { HeaderMap } from '../http/headers.js';
 import type { PhaseTiming, RequestContext } from '../pipeline/context.js';
-import type { RequestObserver } from '../pipeline/deps.js';
+import type { RequestObserver, UpstreamTraceContext } from '../pipeline/deps.js';
 import {
   ATTR_CLIENT_ADDRESS, ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE,
   ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_SLUICE_BACKEND_SERVER, ATTR_SLUICE_BODY_BYTES,
@@ -46,7 +46,7 @@ export function epochMs(ctx: RequestContext, perfNowMs: number): number {
  * request that never leaves Sluice (a cache hit, a 503) thus costs one span, started and
  * ended in one go, and no bookkeeping while it runs.
  */
-export class TracingObserver implements RequestObserver {
+export class TracingObserver implements RequestObserver, UpstreamTraceContext {
   /**
    * Spans of requests in progress. A Map, not a WeakMap: it is measurably cheaper per
    * request, and `finish` runs for every request (the orchestrator's onDone).
@@ -56,7 +56,8 @@ export class TracingObserver implements RequestObserver {
 
   constructor(private readonly tracer: Tracer) {}
 
-  beforeUpstream(ctx: RequestContext, headers: HeaderMap): void {
+  /** Called by prepareUpstream: the CLIENT span of the call about to start, and its traceparent in place of the client's. */
+  inject(ctx: RequestContext, headers: HeaderMap): void {
     const spans = this.spansOf(ctx);
     spans.upstream?.end(epochMs(ctx, performance.now()));
     const parent = childParent(spans);

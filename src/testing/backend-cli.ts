@@ -44,7 +44,7 @@ Query overrides on any /api endpoint:
 export type ParsedBackendArgs =
   | { kind: 'help' }
   | { kind: 'error'; message: string }
-  | { kind: 'run'; options: Required<TestBackendOptions> };
+  | { kind: 'run'; options: Required<Omit<TestBackendOptions, 'onRequest'>> };
 
 /** Parses a duration: `250ms`, `2s`, `1.5s`, `1m` or a bare number of milliseconds. */
 export function parseDurationMs(raw: string): number | null {

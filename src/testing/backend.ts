@@ -35,6 +35,8 @@ export interface TestBackendOptions {
   errorRate?: number;
   stallRate?: number;
   stallMs?: number;
+  /** In-process use: sees every request as it arrives (e.g. a test reading what a gateway sent). */
+  onRequest?: (req: http.IncomingMessage) => void;
 }
 
 export interface TestBackendStats {
@@ -263,6 +265,7 @@ export async function startTestBackend(opts: TestBackendOptions): Promise<TestBa
     // Writes to a destroyed socket must not crash the backend; the client is simply gone.
     res.on('error', () => {});
     req.on('error', () => {});
+    opts.onRequest?.(req);
     const traceparent = headerValue(req, 'traceparent');
     if (traceparent !== null) res.setHeader('x-backend-traceparent', traceparent);
     const url = new URL(req.url ?? '/', 'http://backend.invalid');

@@ -3,7 +3,6 @@
 // complete stored answer, If-Modified-Since falls back to Date, and equivalent selecting
 // header values share a variant.
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RequestObserver } from '../../src/pipeline/deps.js';
 import { createApp } from '../../src/app.js';
 import { compileConfig } from '../../src/config/compile.js';
 import { parseConfigText } from '../../src/config/load.js';
@@ -24,12 +23,12 @@ routes:
 `;
 
 async function setup(extra = ''): Promise<{ be: TestBackend; gw: RunningSluice; sent: Array<Record<string, unknown>> }> {
-  const be = await backend({ slots: 4, latencyMs: 5 });
-  cleanups.push(() => be.close());
+  // What the backend itself received, API paths only (not its own /stats).
   const sent: Array<Record<string, unknown>> = [];
-  const recorder: RequestObserver = { beforeUpstream: (_ctx, headers) => { sent.push({ ...headers }); } };
+  const be = await backend({ slots: 4, latencyMs: 5, onRequest: (req) => { if (req.url?.startsWith('/api/')) sent.push({ ...req.headers }); } });
+  cleanups.push(() => be.close());
   const text = `listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\nlogging: { level: silent, access_log: false }\njobs: { store: memory }\n${backendYaml(be, 4)}${extra}${ROUTES}`;
-  const app = createApp(compileConfig(parseConfigText(text, 'test.yaml', {})), [recorder]);
+  const app = createApp(compileConfig(parseConfigText(text, 'test.yaml', {})));
   const { port } = await app.listen();
   cleanups.push(async () => { await app.shutdown(1000); });
   return { be, gw: { app, url: `http://127.0.0.1:${port}`, adminUrl: '', close: async () => {} }, sent };

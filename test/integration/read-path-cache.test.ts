@@ -1,6 +1,7 @@
 // The response cache with real Sluice and the real test backend: RFC 9111 freshness,
 // variants, what must never be stored, stale-while-revalidate, stale-if-error, 304
 // revalidation, conditionals from clients, negative caching, purging and the byte bound.
+import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { compileConfig } from '../../src/config/compile.js';
@@ -41,8 +42,8 @@ routes:
     match: { path: /api/* }
 `;
 
-async function setup(extra = '', observers: RequestObserver[] = []): Promise<{ be: TestBackend; gw: RunningSluice }> {
-  const be = await backend({ slots: 4, latencyMs: 20 });
+async function setup(extra = '', observers: RequestObserver[] = [], onRequest?: (req: IncomingMessage) => void): Promise<{ be: TestBackend; gw: RunningSluice }> {
+  const be = await backend({ slots: 4, latencyMs: 20, onRequest });
   cleanups.push(() => be.close());
   const gw = observers.length > 0 ? await sluiceWith(backendYaml(be, 4) + extra + ROUTES, observers) : await sluice(backendYaml(be, 4) + extra + ROUTES);
   cleanups.push(() => gw.close());
@@ -209,10 +210,9 @@ describe('stale answers', () => {
     const sent: Array<{ ifNoneMatch: unknown }> = [];
     const answered: number[] = [];
     const recorder: RequestObserver = {
-      beforeUpstream: (_ctx, headers) => { sent.push({ ifNoneMatch: headers['if-none-match'] }); },
       afterUpstream: (_ctx, outcome) => { if (outcome.status !== undefined) answered.push(outcome.status); },
     };
-    const { be, gw } = await setup('', [recorder]);
+    const { be, gw } = await setup('', [recorder], (req) => { if (req.url?.startsWith('/api/')) sent.push({ ifNoneMatch: req.headers['if-none-match'] }); });
     const path = '/api/items/reval?cache_control=max-age=1';
     const original = await get(`${gw.url}${path}`);
     await sleep(1200);

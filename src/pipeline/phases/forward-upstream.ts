@@ -1,10 +1,9 @@
 // Calls the backend on the leased server. In buffered mode the slot is released as soon as
 // the response body is in Sluice's hands; with stream_response it is released only when the
 // client has the whole body (the finalizer), which is why streaming is opt-in per route.
-import { upstreamRequestHeaders } from '../../http/headers.js';
 import { callBackend } from '../../upstream/forward.js';
 import type { RequestContext } from '../context.js';
-import type { PipelineDeps } from '../deps.js';
+import type { PipelineDeps, UpstreamOutcome } from '../deps.js';
 import type { PhaseResult } from './phase.js';
 import type { HeaderMap } from '../../http/headers.js';
 import { endToEndHeaders } from '../../http/headers.js';
@@ -26,16 +25,6 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
   const route = ctx.route!;
   const lease = ctx.lease!;
   const limits = deps.config.raw.limits;
-  const headers = upstreamRequestHeaders(ctx.req.headers, {
-    clientAddress: ctx.peer.peerAddress,
-    protocol: 'http',
-    host: ctx.req.headers.host,
-    via: deps.via,
-    peerTrusted: ctx.peer.peerTrusted,
-    allowUnderscoreHeaders: deps.forwarding.allowUnderscoreHeaders,
-    forwardedHeader: deps.forwarding.forwardedHeader,
-  });
-  for (const observer of deps.observers) observer.beforeUpstream?.(ctx, headers);
   ctx.backendServer = lease.server.url;
   const remaining = Math.max(1, ctx.deadlineAt - performance.now());
   const started = performance.now();
@@ -44,7 +33,7 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
       serviceKey: route.name,
       method: ctx.method,
       path: deps.pools.basePath(lease.server.url) + ctx.pathname + ctx.search,
-      headers,
+      headers: ctx.upstreamHeaders!,
       body: ctx.body,
       signal: ctx.work.signal,
       headersTimeoutMs: Math.min(route.timeouts.responseMs, remaining),
@@ -54,18 +43,28 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
       onInterim: (status, interim) => passInterim(ctx, status, interim),
     });
     const durationMs = performance.now() - started;
-    for (const observer of deps.observers) observer.afterUpstream?.(ctx, { status: ctx.response.status, durationMs });
+    notifyUpstream(deps, ctx, { status: ctx.response.status, durationMs });
     deps.queue.health.record(lease.server.url, false);
   } catch (err) {
     const code = (err as { code?: string }).code;
     // Only connect errors say the server is down; a timeout or reset may be one slow request.
     if (code === 'upstream_connect_failed' || code === 'connect_timeout') deps.queue.health.record(lease.server.url, true);
     const durationMs = performance.now() - started;
-    for (const observer of deps.observers) observer.afterUpstream?.(ctx, { errorCode: (err as { code?: string }).code ?? 'internal', durationMs });
+    notifyUpstream(deps, ctx, { errorCode: (err as { code?: string }).code ?? 'internal', durationMs });
     throw err;
   } finally {
     ctx.timings.upstreamMs += performance.now() - started;
     if (!route.streamResponse) lease.release();
   }
   return 'continue';
+}
+
+function notifyUpstream(deps: PipelineDeps, ctx: RequestContext, outcome: UpstreamOutcome): void {
+  for (const observer of deps.observers) {
+    try {
+      observer.afterUpstream?.(ctx, outcome);
+    } catch {
+      // An observer's bug must not fail the backend call (see deps.ts).
+    }
+  }
 }

@@ -12,20 +12,19 @@ import { headerDigest, normalizedTarget, readKey } from '../../cache/request-key
 import type { FlightMember, FollowResult, Leadership } from '../../coalesce/coalescer.js';
 import type { SharedAnswer } from '../../coalesce/shared-answer.js';
 import { SluiceError } from '../../errors.js';
-import { BufferedBody } from '../../http/body-buffer.js';
+import type { BufferedBody } from '../../http/body-buffer.js';
 import type { RequestContext } from '../context.js';
 import type { PipelineDeps } from '../deps.js';
-import { hasBody, sharable } from './lookup-cache.js';
+import { sharable } from './lookup-cache.js';
+import { hasBody } from './read-body.js';
 import type { PhaseResult } from './phase.js';
-import { readRequestBody } from './read-body.js';
 import { joinRemote } from './join-remote.js';
 
 export async function joinInFlight(ctx: RequestContext, deps: PipelineDeps): Promise<PhaseResult> {
   const coalescer = deps.coalescer;
   if (!coalescer || !coalesceApplies(ctx)) return 'continue';
-  // Read now: a leader must not need its client's socket once followers depend on it.
-  ctx.body = hasBody(ctx.req) ? await readBodyNow(ctx, deps) : BufferedBody.empty();
-  let key = coalesceKey(ctx, await bodyDigest(ctx.body));
+  // readBody has read the whole body: a leader never needs its client's socket once followers depend on it.
+  let key = coalesceKey(ctx, await bodyDigest(ctx.body!));
   let varied = false;
   for (;;) {
     const joined = coalescer.join(key, memberOf(ctx), ctx.route!.coalesce.on_leader_error);
@@ -68,15 +67,6 @@ function coalesceKey(ctx: RequestContext, body: string | undefined): string {
     headers: headerDigest(ctx.req.headers, named),
     body,
   });
-}
-
-/** What readBody would do: read, time, and delete a spilled body once the request is done. */
-async function readBodyNow(ctx: RequestContext, deps: PipelineDeps): Promise<BufferedBody> {
-  const started = performance.now();
-  const body = await readRequestBody(ctx, deps);
-  ctx.finalizers.push(() => body.dispose());
-  ctx.timings.readBodyMs += performance.now() - started;
-  return body;
 }
 
 async function bodyDigest(body: BufferedBody): Promise<string | undefined> {

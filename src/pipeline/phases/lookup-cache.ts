@@ -11,12 +11,11 @@
 // backend never saw cannot select a stored answer. A client's no-cache is answered from a
 // revalidation and never replaces the stored answer unless the route allows it
 // (cache.allow_client_refresh), so one client cannot overwrite what everyone is served.
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { formatCacheStatus, type CacheStatusParams } from '../../cache/cache-status.js';
-import { CLIENT_VALIDATORS, clientAnswer } from '../../cache/conditional.js';
+import { clientAnswer } from '../../cache/conditional.js';
 import { requestDirectives } from '../../cache/admission.js';
 import type { CacheLookupState } from '../../cache/lookup-state.js';
-import { RANGE_FIELDS } from '../../cache/range.js';
 import { headerDigest, normalizedTarget, readKey } from '../../cache/request-key.js';
 import { requestView } from '../../cache/response-view.js';
 import { resourceOf, type CacheEntry, type CacheRequest, type Lookup, type ResponseCache } from '../../cache/response-cache.js';
@@ -25,8 +24,9 @@ import { SluiceError } from '../../errors.js';
 import { BufferedBody } from '../../http/body-buffer.js';
 import { clientResponseHeaders, endToEndHeaders, type HeaderMap } from '../../http/headers.js';
 import type { CacheStatus, ProxyResponse, RequestContext } from '../context.js';
-import type { PipelineDeps, RequestObserver } from '../deps.js';
+import type { PipelineDeps } from '../deps.js';
 import type { PhaseResult } from './phase.js';
+import { hasBody } from './read-body.js';
 import { refreshInBackground } from './refresh-cache.js';
 
 export function lookupCache(ctx: RequestContext, deps: PipelineDeps): PhaseResult | Promise<PhaseResult> {
@@ -59,10 +59,7 @@ function answer(ctx: RequestContext, deps: PipelineDeps, cache: ResponseCache, r
     case 'fresh':
       return serveStored(ctx, cache, found.entry, 'hit', { hit: true });
     case 'stale-while-revalidate':
-      refreshInBackground(ctx, deps, cache, request, found.entry, (headers) => {
-        prepareReadPathHeaders(ctx, headers);
-        Object.assign(headers, validatorsOf(found.entry));
-      });
+      refreshInBackground(ctx, deps, cache, request, found.entry, validatorsOf(found.entry));
       return serveStored(ctx, cache, found.entry, 'stale', { hit: true, detail: 'stale-while-revalidate' });
     case 'failure':
       return serveFailure(ctx, cache, found);
@@ -118,29 +115,6 @@ function serveFreshHit(ctx: RequestContext, cache: ResponseCache, via: string, p
   return true;
 }
 
-/**
- * The read path's changes to the backend request: a client's own validators are removed
- * (one full answer serves and is stored for everyone; each client's conditional is answered
- * by Sluice), and the stored response's validators are added to revalidate it.
- */
-export const readPathUpstreamHeaders: RequestObserver = {
-  beforeUpstream(ctx, headers) {
-    if (!ctx.cacheLookup && !ctx.leadership) return;
-    prepareReadPathHeaders(ctx, headers);
-    Object.assign(headers, ctx.cacheLookup?.validators);
-  },
-};
-
-/**
- * Client validators and ranges are Sluice's to answer from the complete answer; a route
- * that ignores cookies does not forward them, so no stored answer depends on one.
- */
-function prepareReadPathHeaders(ctx: RequestContext, headers: HeaderMap): void {
-  for (const name of CLIENT_VALIDATORS) delete headers[name];
-  for (const name of RANGE_FIELDS) delete headers[name];
-  if (ctx.route!.cacheKey.cookie === 'ignored' && ctx.route!.cache.enabled) delete headers['cookie'];
-}
-
 /** GET/HEAD without a body, on a route that caches and buffers responses. */
 export function cacheApplies(ctx: RequestContext): boolean {
   const route = ctx.route!;
@@ -154,11 +128,6 @@ export function cacheApplies(ctx: RequestContext): boolean {
  */
 export function sharable(ctx: RequestContext): boolean {
   return !ctx.route!.streamResponse && (ctx.req.headers['range'] === undefined || ctx.route!.cache.enabled);
-}
-
-export function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /** The stored response as an answer, with its current Age, without the fields meant for Sluice alone. */

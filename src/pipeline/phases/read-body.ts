@@ -1,5 +1,8 @@
-// The whole request body is read before a slot is taken, so a slow uploader costs a socket
-// and some memory (or a temp file), never a backend thread.
+// The one phase that reads request bodies. The whole body is read before a job is stored,
+// before coalescing (a leader must not need its client's socket once followers depend on
+// it) and before a slot is taken, so a slow uploader costs a socket and some memory (or a
+// temp file), never a backend thread.
+import type { IncomingMessage } from 'node:http';
 import { SluiceError } from '../../errors.js';
 import { BufferedBody } from '../../http/body-buffer.js';
 import type { RequestContext } from '../context.js';
@@ -7,7 +10,10 @@ import type { PipelineDeps } from '../deps.js';
 import type { PhaseResult } from './phase.js';
 
 export async function readBody(ctx: RequestContext, deps: PipelineDeps): Promise<PhaseResult> {
-  if (ctx.body) return 'continue';
+  if (!hasBody(ctx.req)) {
+    ctx.body = BufferedBody.empty();
+    return 'continue';
+  }
   const started = performance.now();
   const body = await readRequestBody(ctx, deps);
   ctx.body = body;
@@ -16,7 +22,13 @@ export async function readBody(ctx: RequestContext, deps: PipelineDeps): Promise
   return 'continue';
 }
 
-export async function readRequestBody(ctx: RequestContext, deps: PipelineDeps): Promise<BufferedBody> {
+/** A body announced by Content-Length (other than 0) or Transfer-Encoding. */
+export function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+async function readRequestBody(ctx: RequestContext, deps: PipelineDeps): Promise<BufferedBody> {
   const limits = deps.config.raw.limits;
   const route = ctx.route!;
   if (ctx.expectsContinue) ctx.res.writeContinue();

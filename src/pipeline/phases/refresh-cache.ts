@@ -4,23 +4,21 @@
 import type { CacheEntry, CacheRequest, ResponseCache } from '../../cache/response-cache.js';
 import { PRIORITY_CLASSES } from '../../config/schema.js';
 import type { BufferedBody } from '../../http/body-buffer.js';
-import { upstreamRequestHeaders, type HeaderMap } from '../../http/headers.js';
+import type { HeaderMap } from '../../http/headers.js';
 import { callBackend } from '../../upstream/forward.js';
 import type { ProxyResponse, RequestContext } from '../context.js';
 import type { PipelineDeps } from '../deps.js';
+import { readPathHeaders } from './prepare-upstream.js';
 
 const BACKGROUND_RANK = PRIORITY_CLASSES.indexOf('background');
 
-/** `prepare` applies the read path's changes to the backend request (see lookup-cache.ts). */
+/** Revalidates `entry` with `validators`; the request is built as the read path builds any (prepare-upstream.ts). */
 export function refreshInBackground(
   ctx: RequestContext, deps: PipelineDeps, cache: ResponseCache, request: CacheRequest, entry: CacheEntry,
-  prepare: (headers: HeaderMap) => void,
+  validators: HeaderMap | undefined,
 ): void {
   if (!cache.beginRefresh(entry)) return;
-  const headers = upstreamRequestHeaders(ctx.req.headers, {
-    clientAddress: ctx.req.socket.remoteAddress ?? 'unknown', protocol: 'http', host: ctx.req.headers.host, via: deps.via,
-  });
-  prepare(headers);
+  const headers = readPathHeaders(ctx, deps, validators);
   void refresh(ctx, deps, cache, request, entry, headers)
     .catch(() => { /* the stale copy stays until it expires */ })
     .finally(() => cache.endRefresh(entry));

@@ -4,7 +4,7 @@
 // - a 304 to Sluice's own revalidation refreshes the stored copy and serves its body;
 // - a 5xx within the stored copy's stale-if-error window serves the stale copy;
 // - a storable answer is stored; a 5xx is remembered for the route's error_ttl.
-// `recoverFromError` does the same for a backend call that threw. Each client's own
+// onError (on-error.ts) does the same for a backend call that threw. Each client's own
 // conditional or range request is answered last, from the complete answer.
 //
 // For every request, read path or not: a successful unsafe request invalidates what is
@@ -22,7 +22,6 @@ import { wholeRepresentation } from '../../cache/range.js';
 import { normalizedTarget } from '../../cache/request-key.js';
 import { resourceOf, type ResponseCache } from '../../cache/response-cache.js';
 import { SharedBody } from '../../coalesce/shared-answer.js';
-import { type ErrorCode, type SluiceError } from '../../errors.js';
 import { BufferedBody } from '../../http/body-buffer.js';
 import { endToEndHeaders, firstHeader, type HeaderMap } from '../../http/headers.js';
 import type { ProxyResponse, RequestContext } from '../context.js';
@@ -31,9 +30,6 @@ import { responseFrom, withoutTargeted } from './lookup-cache.js';
 import type { PhaseResult } from './phase.js';
 
 type BufferedResponse = ProxyResponse & { body: BufferedBody };
-
-/** Failures after which a stale copy is better than an error (stale-if-error). */
-const STALE_IF_ERROR_CODES: ReadonlySet<ErrorCode> = new Set(['queue_full', 'queue_timeout', 'queue_shed']);
 
 /** Methods that never change state (RFC 9110 §9.2.1); a success of any other invalidates. */
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
@@ -63,32 +59,6 @@ export async function storeResponse(ctx: RequestContext, deps: PipelineDeps): Pr
   if (answer.response.body !== upstream.body) await upstream.body.dispose();
   publish(ctx, answer.response, answer.params);
   return 'continue';
-}
-
-/** The error path of the read path (called by the orchestrator after a phase threw). Never throws. */
-export async function recoverFromError(ctx: RequestContext, deps: PipelineDeps): Promise<void> {
-  const error = ctx.error!;
-  try {
-    const lookup = ctx.cacheLookup;
-    const cache = deps.cache;
-    if (!lookup || !cache || error.code === 'client_closed') return;
-    if (lookup.stale && servesStale(error) && cache.canServeOnError(lookup.stale)) {
-      const { ttl, age } = cache.freshness(lookup.stale);
-      cache.count('error_stale');
-      ctx.error = undefined;
-      ctx.cacheStatus = 'error-stale';
-      publish(ctx, responseFrom(cache, lookup.stale, age), { fwd: 'stale', ttl, detail: 'stale-if-error' });
-      return;
-    }
-    const errorTtl = ctx.route!.cache.error_ttl;
-    if (errorTtl && lookup.store && error.source === 'backend') {
-      cache.storeFailure(lookup.request, { response: undefined, errorCode: error.code }, errorTtl);
-    }
-  } catch {
-    // Recovery is best effort: the original error stands.
-  } finally {
-    if (ctx.error) ctx.leadership?.finish({ error: ctx.error });
-  }
 }
 
 async function resolveAnswer(ctx: RequestContext, deps: PipelineDeps, upstream: BufferedResponse, params: CacheStatusParams): Promise<{ response: BufferedResponse; params: CacheStatusParams }> {
@@ -142,7 +112,7 @@ function invalidateAfterUnsafe(ctx: RequestContext, cache: ResponseCache, header
 }
 
 /** Sets this request's answer and hands it to the flight's followers, if it leads one. */
-function publish(ctx: RequestContext, response: BufferedResponse, params: CacheStatusParams): void {
+export function publish(ctx: RequestContext, response: BufferedResponse, params: CacheStatusParams): void {
   const owner = new SharedBody(response.body);
   ctx.finalizers.push(() => owner.release());
   ctx.cacheStatusDetail = formatCacheStatus(params);
@@ -158,9 +128,6 @@ function publish(ctx: RequestContext, response: BufferedResponse, params: CacheS
   ctx.response = clientAnswer(ctx.req.headers, ctx.method, response);
 }
 
-function servesStale(error: SluiceError): boolean {
-  return error.source === 'backend' || STALE_IF_ERROR_CODES.has(error.code);
-}
 
 function varyFields(headers: HeaderMap): string[] {
   const vary = headers['vary'];
