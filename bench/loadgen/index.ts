@@ -6,5 +6,5 @@ export { selfCheck, type SelfCheckResult } from './self-check.js';
 export { runSchedule, type ScheduleReport } from './schedule.js';
 export { makeKeySampler, zipfCdf, zipfSampler, seededRandom, type KeySpec } from './keys.js';
 export { OUTCOMES, type Outcome, type OutcomeCounts, type WorkloadResult } from './outcome.js';
-export type { LatencySummary } from './histogram.js';
+export { PercentileRecorder, type LatencySummary } from './histogram.js';
 export type { JobPolling } from './jobs.js';
