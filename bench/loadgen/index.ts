@@ -8,3 +8,6 @@ export { makeKeySampler, zipfCdf, zipfSampler, seededRandom, type KeySpec } from
 export { OUTCOMES, type Outcome, type OutcomeCounts, type WorkloadResult } from './outcome.js';
 export { PercentileRecorder, type LatencySummary } from './histogram.js';
 export type { JobPolling } from './jobs.js';
+export { measureClosedLoop, pickGenerator, type ClosedGenerator, type ClosedMeasureSpec } from './closed-measure.js';
+export { runWrk, wrkAvailable, wrkResult, type WrkSpec } from './wrk.js';
+export { parseWrkDone, parseWrkText, type WrkDone, type WrkText } from './wrk-parse.js';
