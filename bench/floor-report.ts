@@ -16,9 +16,9 @@ function errors(w: WorkloadResult): string {
 
 function roundRow(run: RunResult): string {
   const w = run.workloads[0];
-  if (run.error || !w) return `| ${run.system} | ${run.iteration} | failed: ${(run.error ?? 'no result').split('\n')[0]} | | | | | | |`;
+  if (run.error || !w) return `| ${run.system} | ${run.iteration} | failed: ${(run.error ?? 'no result').split('\n')[0]} | | | | | | | |`;
   const p = run.process;
-  return `| ${run.system} | ${run.iteration} | ${fmt(w.goodput)} | ${ms(w.latency.p50)} | ${ms(w.latency.p99)} | ${ms(w.latency.max)} | ${errors(w)} | ${fmt(p?.cpuPerRequestUs, 1)} | ${fmt(p?.rssMaxSampledMiB, 1)} |`;
+  return `| ${run.system} | ${run.iteration} | ${fmt(w.goodput)} | ${ms(w.latency.p50)} | ${ms(w.latency.p99)} | ${ms(w.latency.max)} | ${errors(w)} | ${fmt(p?.cpuPerRequestUs, 1)} | ${fmt(p?.rssMaxSampledMiB, 1)} | ${fmt(run.machine?.busyCores, 2)} / ${fmt(run.machine?.otherCores, 2)} |`;
 }
 
 function workloadTables(s: ScenarioResult, name: string, systems: readonly string[], floor: string): string[] {
@@ -38,8 +38,8 @@ function workloadTables(s: ScenarioResult, name: string, systems: readonly strin
     '',
     'Each measurement:',
     '',
-    '| system | round | req/s | p50 ms | p99 ms | max ms | errors | CPU µs / request | RSS MiB |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| system | round | req/s | p50 ms | p99 ms | max ms | errors | CPU µs / request | RSS MiB | machine busy / other cores |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...runs.map(roundRow),
     '',
   ];
@@ -68,7 +68,7 @@ export function floorSection(s: ScenarioResult): string {
     '',
     `- Generator: ${gen}. Each measurement follows its own ${p.warmupS} s warm-up on the same system.`,
     `- ${p.rounds} round(s); within a round: ${p.workloads.map((w) => `${w.name}: ${w.systems.join(', ')}`).join('; ')}. Every system was started once and kept running.`,
-    '- CPU µs / request: utime + stime of the serving process (/proc/<pid>/stat) over the measured window, divided by its completed responses; for `direct`, the test backend\'s process. RSS: highest VmRSS sampled in the window.',
+    '- CPU µs / request: utime + stime of the serving process (/proc/<pid>/stat) over the measured window, divided by its completed responses; for `direct`, the test backend\'s process. RSS: highest VmRSS sampled in the window. Machine cores: busy on the whole machine, and of those not the bench process or the measured server — wrk (about a core when it saturates a server) and anything else running.',
     '- node-http: bare node:http answering the bytes and headers the backend gives for /api/items/1. node-proxy: node:http + one undici Pool of `slots` connections, no queue or cache. node-proxy on the cache hit goes to the backend (100 ms, 50 slots): for reference only.',
     '- sluice: the bench configuration (below) with its default logging: level info, one access line per request written to a file. sluice-traced: the same with tracing exported over OTLP/HTTP at sample_ratio 0.1 to a sink process that discards spans.',
     '',

@@ -1,14 +1,13 @@
 // S6: Sluice against the Node floor, measured in the same run. Every system is started
 // once; then each round measures every workload on every system in turn (a fresh
 // closed-loop measurement each time), so machine drift over the run hits all alike.
-import type { RunResult } from './execute.js';
+import type { ExecEnv, RunResult } from './execute.js';
+import { floorTargets } from './floor-targets.js';
 import { measureClosedLoop, type ClosedGenerator, type WorkloadResult } from './loadgen/index.js';
 import { MachineMeter, ProcSampler, type ProcessUsage } from './proc-stats.js';
-import type { FloorPlan, FloorWorkload, Scenario, SystemName } from './scenarios.js';
-import type { ExecEnv } from './execute.js';
 import type { ScenarioResult } from './results-types.js';
+import type { FloorPlan, FloorWorkload, Scenario, SystemName } from './scenarios.js';
 import { startTarget, type Target } from './targets.js';
-import { floorTargets } from './floor-targets.js';
 
 /** Responses of any status: what the server did work for. */
 function completed(w: WorkloadResult): number {
