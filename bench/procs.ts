@@ -15,6 +15,8 @@ export interface ChildServer {
 export interface SpawnOptions {
   name: string;
   args: string[];
+  /** Options for node itself, before the script (e.g. --cpu-prof). */
+  nodeArgs?: string[];
   /** First capture group is the URL; the server counts as ready when it matches. */
   ready: RegExp;
   /** Also wait for this line (e.g. the admin URL) before calling the server ready. */
@@ -39,7 +41,7 @@ export class ProcessGroup {
   }
 
   async spawnServer(opts: SpawnOptions): Promise<ChildServer> {
-    const child = spawn(process.execPath, opts.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...opts.args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
     const stderr: string[] = [];

@@ -1,5 +1,6 @@
 import type { RunResult } from './execute.js';
 import { OUTCOMES, type WorkloadResult } from './loadgen/index.js';
+import { floorSection, idleTargetsSection, profilesSection } from './floor-report.js';
 import type { BenchResults, ScenarioResult } from './results-types.js';
 
 /** Generator dispatch lag above this makes a run's latency partly the client's; flagged. */
@@ -90,6 +91,7 @@ function runNotes(run: RunResult, cores: number): string[] {
 }
 
 function scenarioSection(s: ScenarioResult, cores: number): string {
+  if (s.floor) return floorSection(s);
   const head = [
     `## ${s.id} ${s.title}`,
     '',
@@ -100,7 +102,8 @@ function scenarioSection(s: ScenarioResult, cores: number): string {
   ];
   const rows = s.runs.flatMap(runRows);
   const notes = s.runs.flatMap((r) => [...runNotes(r, cores), ...statusNotes(r), ...r.workloads.flatMap((w) => workloadNotes(r, w))]);
-  return [...head, ...rows, '', ...notes.map((n) => `- ${n}`), ''].join('\n');
+  const targets = s.id === 'S5' ? idleTargetsSection(s) : [];
+  return [...head, ...rows, '', ...notes.map((n) => `- ${n}`), '', ...targets].join('\n');
 }
 
 function preamble(r: BenchResults): string {
@@ -131,5 +134,5 @@ function preamble(r: BenchResults): string {
 
 export function renderMarkdown(r: BenchResults): string {
   const config = r.sluiceConfig ? ['## Sluice configuration used', '', '```yaml', r.sluiceConfig.trimEnd(), '```', ''] : [];
-  return [preamble(r), ...r.scenarios.map((s) => scenarioSection(s, r.machine.cores)), ...config].join('\n');
+  return [preamble(r), ...r.scenarios.map((s) => scenarioSection(s, r.machine.cores)), ...profilesSection(r), ...config].join('\n');
 }

@@ -1,4 +1,5 @@
 import type { RunResult } from './execute.js';
+import type { FloorSummary } from './floor-targets.js';
 import type { SelfCheckResult } from './loadgen/index.js';
 import type { Mode, ScenarioId, SystemName } from './scenarios.js';
 
@@ -19,6 +20,18 @@ export interface ScenarioResult {
   load: string;
   systems: SystemName[];
   runs: RunResult[];
+  /** S6 only: the generator, the plan and the targets against the Node floor. */
+  floor?: FloorSummary;
+}
+
+/** A flame summary of the Sluice processes' CPU profiles (`--cpu-prof`). */
+export interface ProfileReport {
+  /** The system the profiles came from, e.g. sluice. */
+  label: string;
+  dir: string;
+  files: number;
+  /** Markdown: top functions by self time and the rollup by area. */
+  summary: string;
 }
 
 /** The whole of bench/results/<timestamp>.json. */
@@ -34,4 +47,5 @@ export interface BenchResults {
   sluiceConfig: string | null;
   scenarios: ScenarioResult[];
   notes: string[];
+  profiles?: ProfileReport[];
 }

@@ -2,19 +2,22 @@
 // direct and through Sluice, alternating, and writes bench/results/.
 import { updateReadme } from './readme-table.js';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { goodputSvg, latencySvg } from './charts.js';
 import { runOnce, type ExecEnv } from './execute.js';
-import { selfCheck } from './loadgen/index.js';
+import { runFloor } from './floor.js';
+import { pickGenerator, selfCheck, type ClosedGenerator } from './loadgen/index.js';
+import { startOtlpSink } from './otlp-sink.js';
+import { readProfile, renderSummary, summarizeProfiles } from './profile-summary.js';
 import { MachineMeter } from './proc-stats.js';
 import { ProcessGroup } from './procs.js';
 import { renderMarkdown } from './report.js';
 import { benchConfigYaml } from './sluice-config.js';
-import type { BenchResults, MachineInfo, ScenarioResult } from './results-types.js';
+import type { BenchResults, MachineInfo, ProfileReport, ScenarioResult } from './results-types.js';
 import { SCENARIOS, findScenario, peakOpenRate, type Mode, type Scenario, type SystemName } from './scenarios.js';
 
 const USAGE = `Usage: sluice bench [S1 S2 S2b ... S6] [--quick] [--backend test|gthread|gunicorn] [options]
@@ -27,6 +30,9 @@ const USAGE = `Usage: sluice bench [S1 S2 S2b ... S6] [--quick] [--backend test|
   --slots N            backend slots (default 50)
   --systems LIST       only these systems, e.g. direct or direct,sluice
   --out DIR            results directory (default bench/results in the package)
+  --generator KIND     closed-loop generator for S6: auto (default: wrk when on PATH), wrk or node
+  --cpu-prof           run Sluice under node --cpu-prof (profiles in <out>/profiles/<run>/) and
+                       print a flame summary (top functions by self time, rollup by package)
   --render FILE        only rewrite latest.md and the charts from a results JSON file`;
 
 export class BenchRefusedError extends Error {}
@@ -40,6 +46,8 @@ interface BenchArgs {
   systems: SystemName[] | null;
   outDir: string | null;
   render: string | null;
+  generator: 'auto' | ClosedGenerator;
+  cpuProf: boolean;
 }
 
 function parseFlags(argv: string[]) {
@@ -54,6 +62,8 @@ function parseFlags(argv: string[]) {
       systems: { type: 'string' },
       out: { type: 'string' },
       render: { type: 'string' },
+      generator: { type: 'string', default: 'auto' },
+      'cpu-prof': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -76,6 +86,7 @@ function parseBenchArgs(argv: string[]): BenchArgs {
   const slots = Number(values.slots);
   if (!Number.isInteger(slots) || slots < 1) usage('--slots must be a positive integer');
   const systems = values.systems ? (values.systems.split(',') as SystemName[]) : null;
+  if (!['auto', 'wrk', 'node'].includes(values.generator)) usage('--generator must be auto, wrk or node');
   return {
     scenarios,
     mode: values.quick ? 'quick' : 'full',
@@ -85,6 +96,8 @@ function parseBenchArgs(argv: string[]): BenchArgs {
     systems,
     outDir: values.out ?? null,
     render: values.render ?? null,
+    generator: values.generator as BenchArgs['generator'],
+    cpuProf: values['cpu-prof'],
   };
 }
 
@@ -163,10 +176,16 @@ function checkFdLimit(machine: MachineInfo, args: BenchArgs, notes: string[]): v
   }
 }
 
-async function runAll(args: BenchArgs, env: ExecEnv): Promise<ScenarioResult[]> {
+async function runAll(args: BenchArgs, env: ExecEnv, generator: ClosedGenerator): Promise<ScenarioResult[]> {
   const reps = args.mode === 'full' ? 2 : 1;
   const out: ScenarioResult[] = [];
   for (const s of args.scenarios) {
+    if (s.floor) {
+      const plan = s.floor(args.mode);
+      if (args.systems) for (const w of plan.workloads) w.systems = w.systems.filter((sys) => args.systems!.includes(sys));
+      out.push(await runFloor(s, plan, env, generator));
+      continue;
+    }
     const systems = s.systems.filter((sys) => !args.systems || args.systems.includes(sys));
     const result: ScenarioResult = { id: s.id, title: s.title, load: s.load(args.mode), systems: [...systems], runs: [] };
     for (let iteration = 1; iteration <= reps; iteration++) {
@@ -208,24 +227,51 @@ export async function runBenchCommand(argv: string[]): Promise<void> {
     );
   }
 
+  const outDir = args.outDir ?? join(root, 'bench/results');
+  const generator = pickGenerator(args.generator);
+  const cpuProfDir = args.cpuProf ? join(outDir, 'profiles', startedAt.replace(/[:.]/g, '-')) : undefined;
+  if (args.scenarios.some((s) => s.floor)) log(`closed-loop generator: ${generator}`);
   const procs = new ProcessGroup();
+  let results: BenchResults;
   try {
     const backend = await startBackend(args, procs, cliPath);
     const backendUrl = backend.url;
     log(`backend ${backendUrl} (${args.slots} slots), mode ${args.mode}`);
-    const env: ExecEnv = { mode: args.mode, log, procs, cliPath, staticServerPath, minimalProxyPath, backendUrl, backendPid: backend.pid, slots: args.slots };
-    const scenarios = await runAll(args, env);
+    // S6 measures tracing's cost; its spans go to a sink process that discards them.
+    const sink = args.scenarios.some((s) => s.floor) ? await startOtlpSink(procs) : undefined;
+    const env: ExecEnv = {
+      mode: args.mode, log, procs, cliPath, staticServerPath, minimalProxyPath, backendUrl, backendPid: backend.pid, slots: args.slots,
+      cpuProfDir, otlpEndpoint: sink?.url,
+    };
+    const scenarios = await runAll(args, env, generator);
     const sluiceConfig = benchConfigYaml(backendUrl, args.slots);
-    const results: BenchResults = {
+    if (cpuProfDir) notes.push(`Sluice ran under node --cpu-prof in this run; its numbers include the profiler's overhead.`);
+    results = {
       version: 1, startedAt, finishedAt: new Date().toISOString(), mode: args.mode,
       backend: { kind: args.backendKind, url: backendUrl, slots: args.slots, latency: args.backendKind === 'gunicorn' ? 'as configured' : '100 ms per request, 2 s per report' },
       machine, selfCheck: check, sluiceConfig, scenarios, notes,
     };
-    const report = writeResults(args.outDir ?? join(root, 'bench/results'), results);
-    log(`wrote ${report}`);
-    // Only a full run into the default place speaks for the project in the README.
-    if (args.mode === 'full' && !args.outDir && updateReadme(join(root, 'README.md'), results)) log('updated the results table in README.md');
   } finally {
+    // Profiles are written when the Sluice processes exit.
     await procs.close();
   }
+  if (cpuProfDir) {
+    results.profiles = profileReports(cpuProfDir, root);
+    for (const p of results.profiles) process.stderr.write(`\nCPU profile of ${p.label} (${p.files} file(s) in ${p.dir}):\n${p.summary}\n`);
+  }
+  const report = writeResults(outDir, results);
+  log(`wrote ${report}`);
+  // Only a full run into the default place speaks for the project in the README.
+  if (args.mode === 'full' && !args.outDir && updateReadme(join(root, 'README.md'), results)) log('updated the results table in README.md');
+}
+
+/** One flame summary per system directory under the profile directory. */
+function profileReports(dir: string, root: string): ProfileReport[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).sort().flatMap((label) => {
+    const files = readdirSync(join(dir, label)).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, label, f));
+    if (files.length === 0) return [];
+    const summary = renderSummary(summarizeProfiles(files.map(readProfile)), 15);
+    return [{ label, dir: relative(root, join(dir, label)), files: files.length, summary }];
+  });
 }

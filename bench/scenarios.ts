@@ -5,7 +5,7 @@ import type { ClosedLoopSpec, IdleConnSpec, OpenLoopSpec, SlowUploadSpec } from 
  * where it goes (straight to the backend, or through Sluice) and what to measure.
  */
 
-export type SystemName = 'direct' | 'sluice' | 'node-http' | 'node-proxy';
+export type SystemName = 'direct' | 'sluice' | 'sluice-traced' | 'node-http' | 'node-proxy';
 export type Mode = 'full' | 'quick';
 export type ScenarioId = 'S1' | 'S2' | 'S2b' | 'S3' | 'S4' | 'S5' | 'S6';
 
@@ -24,6 +24,8 @@ export interface Scenario {
   /** Systems compared, in the order they alternate. */
   systems: readonly SystemName[];
   workloads: (mode: Mode) => WorkloadDef[];
+  /** Set for S6: measured by bench/floor.ts in rounds instead of one run per system. */
+  floor?: (mode: Mode) => FloorPlan;
 }
 
 const JOB_POLLING = { pollIntervalMs: 250, timeoutMs: 60_000 };
@@ -161,25 +163,60 @@ const S5: Scenario = {
   ],
 };
 
+/** Workloads of the floor comparison: each system is measured closed loop, in rounds. */
+export interface FloorWorkload {
+  name: string;
+  path: string;
+  /** Every request's URL different (a counter appended to the path). */
+  unique: boolean;
+  /** In the order they alternate within a round. */
+  systems: readonly SystemName[];
+  /** The system the ratios are taken against. */
+  floor: SystemName;
+}
+
+export interface FloorPlan {
+  rounds: number;
+  connections: number;
+  /** wrk threads. */
+  threads: number;
+  durationS: number;
+  warmupS: number;
+  workloads: FloorWorkload[];
+}
+
+/**
+ * S6 measures what Sluice costs against the Node floor in the same run (bench/floor.ts):
+ * a cache hit against bare node:http serving the same bytes (the Node proxy, which has to
+ * go to the backend, and Sluice with tracing at 0.1 alongside), and an uncacheable proxied
+ * request against node:http + one undici Pool (the backend direct for reference).
+ */
 const S6: Scenario = {
   id: 'S6',
-  title: 'cached throughput',
-  load: (m) =>
-    `closed loop, ${pick(m, 64, 32)} connections, GET /api/items/1 (a cached response) for ${pick(m, 10, 3)} s; baseline: node:http serving the same bytes`,
-  systems: ['node-http', 'sluice'],
-  workloads: (mode) => [
-    {
-      kind: 'closed',
-      spec: {
-        name: 'cached item',
-        path: '/api/items/1',
-        concurrency: pick(mode, 64, 32),
-        durationS: pick(mode, 10, 3),
-        warmupS: pick(mode, 2, 1),
-      },
-    },
-  ],
+  title: 'cost against the Node floor',
+  load: (m) => {
+    const p = floorPlan(m);
+    return `closed loop, ${p.connections} connections (wrk -t${p.threads} when installed), ${p.durationS} s per measurement after ${p.warmupS} s warm-up, ` +
+      `${p.rounds} round(s) alternating the systems; GET /api/items/1 (a cache hit in Sluice) and GET /health?c={unique} (the uncached health route)`;
+  },
+  systems: ['node-http', 'sluice', 'sluice-traced', 'node-proxy', 'direct'],
+  workloads: () => [],
+  floor: (m) => floorPlan(m),
 };
+
+function floorPlan(mode: Mode): FloorPlan {
+  return {
+    rounds: pick(mode, 3, 1),
+    connections: pick(mode, 100, 50),
+    threads: 2,
+    durationS: pick(mode, 10, 3),
+    warmupS: pick(mode, 2, 1),
+    workloads: [
+      { name: 'cache hit', path: '/api/items/1', unique: false, systems: ['node-http', 'sluice', 'sluice-traced', 'node-proxy'], floor: 'node-http' },
+      { name: 'uncacheable', path: '/health?c=', unique: true, systems: ['node-proxy', 'sluice', 'direct'], floor: 'node-proxy' },
+    ],
+  };
+}
 
 export const SCENARIOS: readonly Scenario[] = [S1, S2, S2b, S3, S4, S5, S6];
 

@@ -13,6 +13,13 @@ export interface BenchConfigOptions {
   slots: number;
   /** Where the job store and spilled bodies go; one fresh directory per run. */
   workDir: string;
+  /** OTLP export of traces (S6 measures what tracing costs); off when absent, as by default. */
+  tracing?: BenchTracing;
+}
+
+export interface BenchTracing {
+  endpoint: string;
+  sampleRatio: number;
 }
 
 export function benchConfig(o: BenchConfigOptions): Record<string, unknown> {
@@ -51,6 +58,7 @@ export function benchConfig(o: BenchConfigOptions): Record<string, unknown> {
     // Sluice's default logging: info, one access line per request, written to a file.
     logging: { level: 'info', destination: join(o.workDir, 'sluice.log'), access_log: true },
     shutdown: { grace: '2s' },
+    ...(o.tracing ? { tracing: { exporter: 'otlp', endpoint: o.tracing.endpoint, protocol: 'http/protobuf', sample_ratio: o.tracing.sampleRatio } } : {}),
   };
 }
 
@@ -60,9 +68,9 @@ export function benchConfigYaml(backendUrl: string, slots: number): string {
 }
 
 /** Writes the config to a fresh temp directory; returns the file path and the YAML. */
-export function writeBenchConfig(backendUrl: string, slots: number): { file: string; yaml: string; workDir: string } {
+export function writeBenchConfig(backendUrl: string, slots: number, tracing?: BenchTracing): { file: string; yaml: string; workDir: string } {
   const workDir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
-  const yaml = stringify(benchConfig({ backendUrl, slots, workDir }));
+  const yaml = stringify(benchConfig({ backendUrl, slots, workDir, tracing }));
   const file = join(workDir, 'sluice.yaml');
   writeFileSync(file, yaml);
   return { file, yaml, workDir };

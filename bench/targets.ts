@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ProcessGroup } from './procs.js';
 import type { SystemName } from './scenarios.js';
-import { writeBenchConfig } from './sluice-config.js';
+import { writeBenchConfig, type BenchTracing } from './sluice-config.js';
 
 /** Where a run's load goes, and the process (if any) whose cost is measured. */
 export interface Target {
@@ -29,7 +29,14 @@ export interface TargetEnv {
   /** Set when the bench started the backend itself (its CPU is then accounted). */
   backendPid?: number;
   slots: number;
+  /** When set, Sluice runs under `node --cpu-prof` and writes its profile to <dir>/<system>/. */
+  cpuProfDir?: string;
+  /** OTLP/HTTP endpoint for `sluice-traced` (tracing at sample_ratio 0.1). */
+  otlpEndpoint?: string;
 }
+
+/** The sample ratio the tracing-cost target is stated at. */
+export const TRACED_SAMPLE_RATIO = 0.1;
 
 function fromUrl(system: SystemName, url: string): Omit<Target, 'stop'> {
   const u = new URL(url);
@@ -44,10 +51,16 @@ function stopAndClean(stop: () => Promise<void>, workDir: string): () => Promise
   };
 }
 
-async function startSluice(env: TargetEnv): Promise<Target> {
-  const { file, yaml, workDir } = writeBenchConfig(env.backendUrl, env.slots);
+async function startSluice(env: TargetEnv, system: 'sluice' | 'sluice-traced'): Promise<Target> {
+  let tracing: BenchTracing | undefined;
+  if (system === 'sluice-traced') {
+    if (!env.otlpEndpoint) throw new Error('sluice-traced needs an OTLP sink (otlpEndpoint)');
+    tracing = { endpoint: env.otlpEndpoint, sampleRatio: TRACED_SAMPLE_RATIO };
+  }
+  const { file, yaml, workDir } = writeBenchConfig(env.backendUrl, env.slots, tracing);
   const child = await env.procs.spawnServer({
-    name: 'sluice',
+    name: system,
+    nodeArgs: env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(env.cpuProfDir, system)}`] : [],
     args: [env.cliPath, 'start', '--config', file, '--backend', env.backendUrl, '--slots', String(env.slots)],
     ready: /listening on (http:\/\/[^\s]+)/,
     alsoWaitFor: /admin on http:\/\//,
@@ -56,7 +69,7 @@ async function startSluice(env: TargetEnv): Promise<Target> {
     throw err;
   });
   const admin = child.startupLines.map((l) => /admin on (http:\/\/[^\s/]+)/.exec(l)?.[1]).find(Boolean);
-  return { ...fromUrl('sluice', child.url), pid: child.pid, adminUrl: admin, configYaml: yaml, stop: stopAndClean(child.stop, workDir) };
+  return { ...fromUrl(system, child.url), pid: child.pid, adminUrl: admin, configYaml: yaml, stop: stopAndClean(child.stop, workDir) };
 }
 
 /** The S6 baseline serves exactly the bytes and headers the backend gives for `path`. */
@@ -94,7 +107,8 @@ export async function startTarget(system: SystemName, env: TargetEnv, baselinePa
     case 'direct':
       return { ...fromUrl('direct', env.backendUrl), stop: async () => undefined };
     case 'sluice':
-      return startSluice(env);
+    case 'sluice-traced':
+      return startSluice(env, system);
     case 'node-http':
       return startNodeHttp(env, baselinePath);
     case 'node-proxy':

@@ -21,6 +21,7 @@ import { stringify } from 'yaml';
 import { startTestBackend } from '../src/testing/backend.js';
 import { runClosedLoop, runOpenLoop } from './loadgen/index.js';
 import { ProcSampler } from './proc-stats.js';
+import { startOtlpSink } from './otlp-sink.js';
 import { ProcessGroup } from './procs.js';
 
 /** none; otlp at sample_ratio 1.0 (the target); otlp at 0.1, the usual production setting. */
@@ -139,24 +140,6 @@ function hitShare(metrics: string): number {
   const hits = count(/^sluice_cache_requests_total\{[^}]*status="hit"[^}]*\} (\S+)$/gm);
   const all = count(/^sluice_requests_total\{[^}]*\} (\S+)$/gm);
   return all > 0 ? Math.round((hits / all) * 1000) / 1000 : 0;
-}
-
-// A collector that keeps up: accepts OTLP/HTTP exports and throws them away. It runs as its
-// own process so receiving spans costs neither Sluice nor the load generator any CPU.
-const SINK_SOURCE = `
-const http = require('node:http');
-let n = 0;
-const server = http.createServer((req, res) => {
-  req.resume();
-  req.on('end', () => { n++; res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(); });
-});
-server.listen(0, '127.0.0.1', () => console.log('otlp sink on http://127.0.0.1:' + server.address().port + '/v1/traces'));
-process.on('SIGTERM', () => { console.error('exports ' + n); process.exit(0); });
-`;
-
-async function startOtlpSink(procs: ProcessGroup): Promise<{ url: string; pid: number }> {
-  const sink = await procs.spawnServer({ name: 'otlp sink', args: ['-e', SINK_SOURCE], ready: /otlp sink on (http:\/\/\S+)/ });
-  return { url: sink.url, pid: sink.pid };
 }
 
 /** Moves every thread of a process to one CPU; false where taskset is missing or refused. */

@@ -6,6 +6,8 @@ export interface ClosedLoopSpec {
   name: string;
   origin: string;
   path: string;
+  /** Append a sequence number to the path, so every request's URL is different. */
+  unique?: boolean;
   /** Workers, each with one request outstanding at a time. */
   concurrency: number;
   durationS: number;
@@ -46,10 +48,12 @@ export async function runClosedLoop(spec: ClosedLoopSpec): Promise<WorkloadResul
   };
   const startTimer = setTimeout(begin, spec.warmupS * 1000);
   const endTimer = setTimeout(finish, endAt - t0);
+  let seq = 0;
   const worker = async (): Promise<void> => {
     while (performance.now() < endAt) {
       const sentAt = performance.now();
-      const ex = await exchange(agent, { origin: spec.origin, method: 'GET', path: spec.path, deadline: sentAt + timeoutMs });
+      const path = spec.unique ? `${spec.path}${seq++}` : spec.path;
+      const ex = await exchange(agent, { origin: spec.origin, method: 'GET', path, deadline: sentAt + timeoutMs });
       if (!measuring) continue;
       tally.sent++;
       recordOutcome(tally, outcomeOf(ex), performance.now() - sentAt, ex.kind === 'response' ? ex.status : undefined);
@@ -61,6 +65,7 @@ export async function runClosedLoop(spec: ClosedLoopSpec): Promise<WorkloadResul
     const result = finishTally(tally, { name: spec.name, kind: 'closed', offeredRate: 0, durationS: spec.durationS });
     result.offeredRate = result.goodput;
     result.extra = {
+      generator: 'node',
       concurrency: spec.concurrency,
       warmupS: spec.warmupS,
       achievedRate: Math.round(tally.sent / spec.durationS),

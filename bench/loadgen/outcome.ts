@@ -1,5 +1,4 @@
-import type { Histogram } from 'hdr-histogram-js';
-import { newHistogram, recordMs, summarize, type LatencySummary } from './histogram.js';
+import { newHistogram, recordMs, summarize, type LatencySummary, type PercentileRecorder } from './histogram.js';
 
 /**
  * What happened to one request, as the client saw it.
@@ -31,11 +30,11 @@ export function classifyStatus(status: number, hasRetryAfter: boolean): Outcome 
 export interface Tally {
   counts: OutcomeCounts;
   /** Latency of ok outcomes, from the scheduled send time. */
-  okLatency: Histogram;
+  okLatency: PercentileRecorder;
   /** Latency of every outcome (timeouts record their elapsed time). */
-  allLatency: Histogram;
+  allLatency: PercentileRecorder;
   /** How late the generator dispatched each request relative to its schedule. */
-  sendLag: Histogram;
+  sendLag: PercentileRecorder;
   statuses: Map<number, number>;
   sent: number;
   /** performance.now() of the last ok completion (0 when none). */

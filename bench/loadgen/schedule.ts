@@ -1,5 +1,4 @@
-import type { Histogram } from 'hdr-histogram-js';
-import { recordMs } from './histogram.js';
+import { recordMs, type PercentileRecorder } from './histogram.js';
 
 export interface ScheduleOptions {
   /** Arrivals per second. */
@@ -8,7 +7,7 @@ export interface ScheduleOptions {
   /** After the last send, wait at most this long for outstanding work to settle. */
   drainTimeoutMs: number;
   /** Receives how late each dispatch ran relative to its scheduled time. */
-  lag?: Histogram;
+  lag?: PercentileRecorder;
 }
 
 export interface ScheduleReport {
