@@ -3,6 +3,13 @@
 // backend), `fwd-status`, `ttl` (seconds of freshness left, negative once stale),
 // `stored`, `collapsed`, `detail`.
 
+/**
+ * What the cache did for a request: the one vocabulary of cache outcomes, used verbatim in
+ * Server-Timing (`cache;desc=`), the `sluice_cache_lookups_total` status label, span
+ * attributes and access lines. `error-cached`: a remembered backend failure (error_ttl).
+ */
+export type CacheStatus = 'hit' | 'stale' | 'miss' | 'bypass' | 'revalidated' | 'error-stale' | 'error-cached';
+
 /** Why a request went to the backend (RFC 9211 §2.2). */
 export type ForwardReason = 'bypass' | 'miss' | 'stale' | 'request';
 

@@ -12,6 +12,7 @@
 import type CachePolicy from 'http-cache-semantics';
 import { LRUCache } from 'lru-cache';
 import type { ErrorCode } from '../errors.js';
+import type { CacheStatus } from './cache-status.js';
 import type { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
 import type { OutgoingHttpHeaders } from 'node:http';
@@ -101,7 +102,11 @@ export type Lookup =
   | { readonly kind: 'expired'; readonly entry: CacheEntry }
   | { readonly kind: 'miss' };
 
-export type CacheEvent = 'hits' | 'misses' | 'stale' | 'revalidated' | 'error_stale' | 'bypass';
+/** /status counter names of the cache outcomes (snake_case, plural where they always were). */
+const COUNTER_OF: Readonly<Record<CacheStatus, CacheCounter>> = {
+  hit: 'hits', miss: 'misses', stale: 'stale', revalidated: 'revalidated', 'error-stale': 'error_stale', bypass: 'bypass', 'error-cached': 'error_cached',
+};
+type CacheCounter = 'hits' | 'misses' | 'stale' | 'revalidated' | 'error_stale' | 'bypass' | 'error_cached';
 
 /** RFC 9213 targeted fields obeyed by default, most specific first. */
 export const DEFAULT_TARGETED_FIELDS: readonly string[] = ['sluice-cache-control', 'cdn-cache-control'];
@@ -114,8 +119,8 @@ export class ResponseCache {
   private readonly refreshing = new Set<string>();
   /** Storage keys per resource, so an unsafe request invalidates every variant of its URI at once. */
   private readonly byResource = new Map<string, Set<string>>();
-  private readonly counters: Record<CacheEvent | 'stored' | 'evictions' | 'purged' | 'invalidated', number> = {
-    hits: 0, misses: 0, stale: 0, revalidated: 0, error_stale: 0, bypass: 0, stored: 0, evictions: 0, purged: 0, invalidated: 0,
+  private readonly counters: Record<CacheCounter | 'stored' | 'evictions' | 'purged' | 'invalidated', number> = {
+    error_cached: 0, hits: 0, misses: 0, stale: 0, revalidated: 0, error_stale: 0, bypass: 0, stored: 0, evictions: 0, purged: 0, invalidated: 0,
   };
   private entryCount = 0;
   /** Lower-case targeted field names (RFC 9213) that decide caching here, most specific first. */
@@ -267,8 +272,9 @@ export class ResponseCache {
     return purged;
   }
 
-  count(event: CacheEvent): void {
-    this.counters[event]++;
+  /** Counts one request's outcome, named as everywhere else (cache-status.ts). */
+  count(outcome: CacheStatus): void {
+    this.counters[COUNTER_OF[outcome]]++;
   }
 
   stats(): Record<string, number> {

@@ -2,7 +2,8 @@
 // be a temp file; it is deleted only after the last response that reads it (the leader's
 // and every follower's) has been written.
 import type { BufferedBody } from '../http/body-buffer.js';
-import type { CacheStatus, ProxyResponse } from '../pipeline/context.js';
+import type { CacheStatus } from '../cache/cache-status.js';
+import type { ProxyResponse } from '../http/proxy-response.js';
 
 export interface SharedAnswer {
   /** The complete answer (status, headers, buffered body), before any client's own 304. */

@@ -6,7 +6,7 @@
 // removal of the dashed one (nginx drops them for the same reason).
 import type { IncomingHttpHeaders } from 'node:http';
 import { AddressSet, plainAddress } from './cidr.js';
-import type { HeaderMap } from './headers.js';
+import type { HeaderMap } from './header-map.js';
 
 /**
  * Headers that speak for a proxy: the original client's address, host, scheme or port, the

@@ -8,7 +8,8 @@ const HOP_BY_HOP = new Set([
   'proxy-authorization', 'proxy-authenticate',
 ]);
 
-export type HeaderMap = Record<string, string | string[]>;
+export type { HeaderMap } from './header-map.js';
+import type { HeaderMap } from './header-map.js';
 
 /** Copies headers without the hop-by-hop ones; names come out lower-case. */
 export function endToEndHeaders(headers: IncomingHttpHeaders | HeaderMap): HeaderMap {

@@ -7,7 +7,7 @@
 import { ERROR_CATALOGUE, SluiceError, type ErrorCode } from '../errors.js';
 import { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
-import type { ProxyResponse } from '../pipeline/context.js';
+import type { ProxyResponse } from '../http/proxy-response.js';
 import type { JobApi } from './api.js';
 import type { JobView } from './service.js';
 import { FINAL_STATES, type JobRecord } from './types.js';

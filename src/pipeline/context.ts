@@ -1,7 +1,12 @@
 // Per-request state: everything one request carries through the phases lives here, and
 // nothing else holds per-request state. Status words are closed unions, reused verbatim in
 // headers, spans, metrics and logs.
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CacheStatus } from '../cache/cache-status.js';
+import type { ProxyResponse } from '../http/proxy-response.js';
+
+export type { CacheStatus } from '../cache/cache-status.js';
+export type { ProxyResponse } from '../http/proxy-response.js';
 import type { CompiledRoute } from '../config/compile.js';
 import type { SluiceError } from '../errors.js';
 import type { BufferedBody } from '../http/body-buffer.js';
@@ -11,27 +16,13 @@ import type { SlotLease } from '../slots/slot-queue.js';
 import type { CacheLookupState } from '../cache/lookup-state.js';
 import type { Leadership } from '../coalesce/coalescer.js';
 import type { SharedAnswer } from '../coalesce/shared-answer.js';
-import type { Readable } from 'node:stream';
 import type { RequestWork } from './request-work.js';
 import type { AsyncPreference } from '../jobs/prefer.js';
 
-export type CacheStatus = 'hit' | 'stale' | 'miss' | 'bypass' | 'revalidated' | 'error-stale';
 export type CoalesceRole = 'leader' | 'follower';
 export type PhaseName =
   | 'receive' | 'matchRoute' | 'admit' | 'readBody' | 'submitJob' | 'lookupCache' | 'joinInFlight'
   | 'acquireSlot' | 'prepareUpstream' | 'forwardUpstream' | 'storeResponse' | 'onError' | 'respond' | 'log' | 'jobResource';
-
-/** A complete answer, ready to write: from the backend, the cache, a leader or a job. */
-export interface ProxyResponse {
-  status: number;
-  headers: HeaderMap;
-  /** Buffered body, or a live stream for routes with stream_response (which holds the slot). */
-  body: BufferedBody | Readable;
-  /** A stored answer's headers as the client receives them (end-to-end, Via added), built once per entry. */
-  readonly clientHeaders?: OutgoingHttpHeaders;
-  /** With clientHeaders: the Age to send. */
-  readonly ageSec?: number;
-}
 
 export interface PhaseTiming { readonly name: PhaseName; readonly startMs: number; endMs: number }
 

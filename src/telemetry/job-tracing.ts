@@ -14,7 +14,7 @@ import {
   ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_SLUICE_JOB_ATTEMPT,
   ATTR_SLUICE_JOB_ID, ATTR_SLUICE_JOB_OUTCOME, ATTR_SLUICE_REQUEST_ID, SPAN_JOB_ATTEMPT, SPAN_JOB_SUBMIT,
 } from './attributes.js';
-import { backendAttributes } from './trace-observer.js';
+import { backendAttributes } from './backend-attributes.js';
 
 export interface JobIdentity {
   readonly id: string;

@@ -10,6 +10,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { HeaderMap } from '../http/headers.js';
 import type { PhaseTiming, RequestContext } from '../pipeline/context.js';
 import type { RequestObserver, UpstreamTraceContext } from '../pipeline/deps.js';
+import { backendAttributes } from './backend-attributes.js';
 import {
   ATTR_CLIENT_ADDRESS, ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE,
   ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_SLUICE_BACKEND_SERVER, ATTR_SLUICE_BODY_BYTES,
@@ -217,17 +218,6 @@ function outcomeAttributes(ctx: RequestContext, status: number | undefined, erro
 /** The status the client got; none when it left before the response head was written. */
 export function responseStatus(ctx: RequestContext): number | undefined {
   return ctx.res.headersSent ? ctx.res.statusCode : undefined;
-}
-
-export function backendAttributes(serverUrl: string, pathAndQuery: string): Attributes {
-  const url = new URL(serverUrl);
-  const base = url.pathname.replace(/\/$/, '');
-  return {
-    [ATTR_URL_FULL]: `${url.origin}${base}${pathAndQuery}`,
-    [ATTR_SERVER_ADDRESS]: url.hostname,
-    [ATTR_SERVER_PORT]: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-    [ATTR_SLUICE_BACKEND_SERVER]: serverUrl,
-  };
 }
 
 interface Interval { readonly startMs: number; readonly endMs: number }

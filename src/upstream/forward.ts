@@ -4,7 +4,7 @@
 import { SluiceError, type ErrorCode } from '../errors.js';
 import { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
-import type { ProxyResponse } from '../pipeline/context.js';
+import type { ProxyResponse } from '../http/proxy-response.js';
 import type { ConnectionBalancer } from './connection-balancer.js';
 
 export interface UpstreamCall {

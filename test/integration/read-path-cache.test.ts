@@ -249,6 +249,10 @@ describe('conditionals, errors, purging, bounds', () => {
     expect([first.status, second.status]).toEqual([503, 503]);
     expect(second.text).toBe(first.text);
     expect(cacheStatus(second)).toMatch(/^sluice; hit; ttl=(9|10); detail=error-ttl$/);
+    // A remembered failure is its own outcome, not a hit, in Server-Timing and in /status.
+    expect(String(second.headers['server-timing'])).toContain('cache;desc=error-cached');
+    const counts = (await json(`${gw.adminUrl}/status`)).cache;
+    expect([counts.error_cached, counts.hits]).toEqual([1, 0]);
     expect(calls(be, '/api/live/err-1')).toBe(1);
     // Routes without error_ttl keep asking.
     await get(`${gw.url}/api/live/other?status=503`);

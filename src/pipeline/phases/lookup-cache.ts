@@ -111,7 +111,7 @@ function serveFreshHit(ctx: RequestContext, cache: ResponseCache, via: string, p
   ctx.response = conditional ? clientAnswer(headers, ctx.method, responseFrom(cache, entry, hit.ageSec)) : response;
   ctx.cacheStatus = 'hit';
   ctx.cacheStatusDetail = `hit; ttl=${Math.floor(hit.ttlSec)}`;
-  cache.count('hits');
+  cache.count('hit');
   return true;
 }
 
@@ -169,7 +169,7 @@ function forward(ctx: RequestContext, cache: ResponseCache, state: CacheLookupSt
   const bypass = state.fwd === 'request' || state.fwd === 'bypass';
   ctx.cacheStatus = bypass ? 'bypass' : 'miss';
   ctx.cacheStatusDetail = formatCacheStatus({ fwd: state.fwd });
-  cache.count(bypass ? 'bypass' : 'misses');
+  cache.count(ctx.cacheStatus);
   return 'continue';
 }
 
@@ -178,7 +178,7 @@ function serveStored(ctx: RequestContext, cache: ResponseCache, entry: CacheEntr
   ctx.response = clientAnswer(ctx.req.headers, ctx.method, responseFrom(cache, entry, age));
   ctx.cacheStatus = status;
   ctx.cacheStatusDetail = formatCacheStatus({ ...params, ttl });
-  cache.count(status === 'hit' ? 'hits' : status === 'stale' ? 'stale' : 'error_stale');
+  cache.count(status);
   return 'respond';
 }
 
@@ -187,9 +187,9 @@ function serveFailure(ctx: RequestContext, cache: ResponseCache, found: Extract<
     return serveStored(ctx, cache, found.stale, 'error-stale', { hit: true, detail: 'stale-if-error' });
   }
   const { failure } = found;
-  ctx.cacheStatus = 'hit';
+  ctx.cacheStatus = 'error-cached';
   ctx.cacheStatusDetail = formatCacheStatus({ hit: true, ttl: (failure.storedAt + failure.ttlMs - Date.now()) / 1000, detail: 'error-ttl' });
-  cache.count('hits');
+  cache.count('error-cached');
   if (failure.response) {
     const headers = withoutTargeted(failure.response.headers, cache.ownFields);
     ctx.response = { status: failure.response.status, headers, body: BufferedBody.fromBuffer(failure.response.body) };

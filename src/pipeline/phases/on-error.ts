@@ -19,7 +19,7 @@ export async function onError(ctx: RequestContext, deps: PipelineDeps): Promise<
     if (!lookup || !cache || error.code === 'client_closed') return;
     if (lookup.stale && servesStale(error) && cache.canServeOnError(lookup.stale)) {
       const { ttl, age } = cache.freshness(lookup.stale);
-      cache.count('error_stale');
+      cache.count('error-stale');
       ctx.error = undefined;
       ctx.cacheStatus = 'error-stale';
       publish(ctx, responseFrom(cache, lookup.stale, age), { fwd: 'stale', ttl, detail: 'stale-if-error' });

@@ -74,7 +74,7 @@ async function resolveAnswer(ctx: RequestContext, deps: PipelineDeps, upstream: 
   }
   if (upstream.status >= 500 && lookup.stale && cache.canServeOnError(lookup.stale)) {
     const { ttl, age } = cache.freshness(lookup.stale);
-    cache.count('error_stale');
+    cache.count('error-stale');
     ctx.cacheStatus = 'error-stale';
     return { response: responseFrom(cache, lookup.stale, age), params: { ...params, ttl, detail: 'stale-if-error' } };
   }
