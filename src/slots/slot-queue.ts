@@ -12,7 +12,7 @@
 import { SluiceError } from '../errors.js';
 import { PRIORITY_CLASSES } from '../config/schema.js';
 import { DrainEstimator } from './drain-estimator.js';
-import { ServerHealth } from './server-health.js';
+import { BackendHealth } from './backend-health.js';
 
 export interface SlotServer {
   readonly index: number;
@@ -107,8 +107,8 @@ export class SlotQueue {
     servers: readonly { url: string; slots: number }[],
     private options: QueueOptions,
     private readonly now: () => number = () => performance.now(),
-    /** Passive health: grants skip ejected servers (src/slots/server-health.ts). */
-    readonly health: ServerHealth = new ServerHealth({ failures: 0, cooldownMs: 0 }),
+    /** Passive health: grants skip ejected servers (src/slots/backend-health.ts). */
+    readonly health: BackendHealth = new BackendHealth(servers.map((s) => s.url), { failures: 0, cooldownMs: 0 }),
   ) {
     this.servers = servers.map((s, index) => ({ index, url: s.url, slots: s.slots, busy: 0 }));
     this.estimator = new DrainEstimator(now);
