@@ -17,30 +17,11 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "install-browser: the dashboard test needs Chromium at $CHROMIUM; run 'sudo sh scripts/install-browser.sh' (Debian/Ubuntu) or set SLUICE_CHROMIUM to a Chromium binary, then run npm test again" >&2
   exit 1
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-browser: no apt-get here; install Chromium and set SLUICE_CHROMIUM to its binary, then run npm test again" >&2
-  exit 1
-fi
-
-LOG="$(mktemp)"
-trap 'rm -f "$LOG"' EXIT
-export DEBIAN_FRONTEND=noninteractive
-
-run() {
-  if ! "$@" >>"$LOG" 2>&1; then
-    cat "$LOG" >&2
-    echo "install-browser: '$*' failed" >&2
-    exit 1
-  fi
-}
-
 echo "install-browser: installing Debian's chromium for the dashboard test (apt-get, about a minute)" >&2
-# Refresh the package lists only when they cannot offer chromium yet.
-if ! apt-cache show chromium >/dev/null 2>&1; then
-  run apt-get update
-fi
 # A font package keeps the dashboard screenshot legible on minimal images.
-run apt-get install -y --no-install-recommends chromium fonts-dejavu-core
+sh "$(dirname "$0")/apt-install.sh" install-browser \
+  "install Chromium and set SLUICE_CHROMIUM to its binary, then run npm test again" \
+  chromium fonts-dejavu-core
 if [ ! -x "$CHROMIUM" ]; then
   echo "install-browser: chromium is installed at /usr/bin/chromium, but SLUICE_CHROMIUM points at $CHROMIUM" >&2
   exit 1

@@ -16,25 +16,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "install-gunicorn: the Gunicorn tests need Debian's gunicorn and python3-flask; run 'sudo sh scripts/install-gunicorn.sh', then npm test again" >&2
   exit 1
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-gunicorn: no apt-get here; install gunicorn and Flask for /usr/bin/python3, then run npm test again" >&2
-  exit 1
-fi
-
-LOG="$(mktemp)"
-trap 'rm -f "$LOG"' EXIT
-export DEBIAN_FRONTEND=noninteractive
-
-run() {
-  if ! "$@" >>"$LOG" 2>&1; then
-    cat "$LOG" >&2
-    echo "install-gunicorn: '$*' failed" >&2
-    exit 1
-  fi
-}
-
 echo "install-gunicorn: installing Debian's gunicorn and python3-flask for the Gunicorn tests (apt-get)" >&2
-if ! apt-cache show gunicorn >/dev/null 2>&1; then
-  run apt-get update
-fi
-run apt-get install -y --no-install-recommends python3 gunicorn python3-flask
+sh "$(dirname "$0")/apt-install.sh" install-gunicorn \
+  "install gunicorn and Flask for /usr/bin/python3, then run npm test again" \
+  gunicorn python3 python3-flask

@@ -15,20 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 
-LOG="$(mktemp)"
-trap 'rm -f "$LOG"' EXIT
-export DEBIAN_FRONTEND=noninteractive
-
-run() {
-  if ! $SUDO "$@" >>"$LOG" 2>&1; then
-    cat "$LOG" >&2
-    echo "install-redis: '$*' failed" >&2
-    exit 1
-  fi
-}
-
-if ! apt-cache show redis-server >/dev/null 2>&1; then
-  run apt-get update
-fi
-run apt-get install -y --no-install-recommends redis-server
+$SUDO sh "$(dirname "$0")/apt-install.sh" install-redis \
+  "install redis-server, then run the tests again" \
+  redis-server
 command -v redis-server >/dev/null

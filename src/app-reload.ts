@@ -53,5 +53,5 @@ export function reloadApp(target: ReloadTarget, next: SluiceConfig): ReloadOutco
   target.deps.queuedPerClient = queuedPerClient(raw);
   // Last: from here on new requests match the new routes.
   target.deps.config = compiled;
-  return { routes: compiled.routes.length, slots: compiled.totalSlots, restartRequired: plan.restartRequired };
+  return { routes: compiled.routes.length, slots: target.queue.totalSlots, restartRequired: plan.restartRequired };
 }

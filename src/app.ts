@@ -23,10 +23,10 @@ import { BufferBudget } from './http/buffer-budget.js';
 import { isLoopbackHost } from './admin/admin-guard.js';
 import { forwardingPolicy, queuedPerClient, reloadApp, type MutableDeps, type ReloadOutcome } from './app-reload.js';
 import { registerReloadAdmin } from './admin/reload-admin.js';
-import { ServerHealth } from './slots/server-health.js';
+import { BackendHealth } from './slots/backend-health.js';
 import type { SluiceConfig } from './config/schema.js';
 import { listenFailure } from './errors.js';
-import { BackendHealth } from './upstream/backend-health.js';
+import { tcpProbe } from './upstream/tcp-probe.js';
 import { Cluster } from './cluster/cluster.js';
 import { registerClusterMetrics } from './cluster/cluster-metrics.js';
 
@@ -57,22 +57,23 @@ export interface AppOptions {
 
 export function createApp(config: CompiledConfig, extraObservers: RequestObserver[] = [], options: AppOptions = {}): SluiceApp {
   const raw = config.raw;
-  // Ejection (grants skip a server after repeated connect failures) and reporting (what
-  // /status, /readyz and the failing gauge say about each server) are kept apart.
-  const serverHealth = new ServerHealth({ failures: raw.backend.passive_health.failures, cooldownMs: raw.backend.passive_health.cooldown });
+  // Fed by every backend call; grants skip ejected servers, /status, /readyz and the failing gauge report it.
+  const health = new BackendHealth(raw.backend.servers.map((s) => s.url), {
+    failures: raw.backend.passive_health.failures, cooldownMs: raw.backend.passive_health.cooldown,
+    probe: (url) => tcpProbe(url, raw.backend.timeouts.connect),
+  });
   // Built before telemetry (the queue needs its budget); logs go through the logger once it exists.
   let log: ((level: 'info' | 'warn', message: string) => void) = () => {};
   const cluster = raw.cluster ? new Cluster(raw.cluster, raw.backend.servers, (level, message) => log(level, message)) : undefined;
-  const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed, capacity: cluster?.slots }, undefined, serverHealth);
+  const queue = new SlotQueue(raw.backend.servers, { maxWaiting: raw.queue.max_waiting, shed: raw.queue.shed, capacity: cluster?.slots }, undefined, health);
   cluster?.slots.attach({ demand: () => queue.demandByClass(), waiting: () => queue.waiting, wake: () => queue.wake() });
   // Declared up front: a reservation must hold before its route's first request arrives.
   for (const route of config.routes) queue.group(route.name, { maxSlots: route.maxSlots, reservedSlots: route.reservedSlots });
-  const backendHealth = new BackendHealth(raw.backend.servers.map((s) => s.url), { connectTimeoutMs: raw.backend.timeouts.connect });
   const telemetry = new Telemetry(raw, queue);
   log = (level, message) => telemetry.logger[level](message);
   const pools = new BackendPools(raw.backend, (message, details) => telemetry.logger.warn(details, message));
   const warn = (message: string, err?: unknown) => telemetry.logger.warn({ err }, message);
-  const onBackendOutcome = (url: string, outcome: { status?: number; errorCode?: string }) => backendHealth.record(url, outcome);
+  const onBackendOutcome = (url: string, outcome: { status?: number; errorCode?: string }) => health.recordOutcome(url, outcome);
   const jobs: JobApi = cluster?.bullJobs({ config, slots: queue, attemptEnv: { pools, via: '1.1 sluice', limits: raw.limits, onBackendOutcome }, tracer: telemetry.jobs, warn })
     ?? localJobApi(new JobService({ config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs, warn, onBackendOutcome }));
   const cache = new ResponseCache(raw.cache.max_bytes, raw.cache.targeted_fields);
@@ -88,7 +89,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     forwarding: forwardingPolicy(raw),
     buffers: new BufferBudget(raw.limits.buffer_memory, raw.limits.buffer_disk),
     queuedPerClient: queuedPerClient(raw),
-    observers: [backendHealth, ...telemetry.observers, ...extraObservers],
+    observers: [...telemetry.observers, ...extraObservers],
     traceContext: telemetry.traceContext,
   };
   const gateway = new GatewayServer(
@@ -104,7 +105,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   registerCacheAdmin(admin, cache, coalescer, sharedCache ? (glob, matches) => sharedCache.purge(glob, matches) : undefined);
   telemetry.metrics.watchConnections(() => raw.backend.servers.map((s) => ({ server: s.url, ...pools.connectionStats(s.url) })));
   telemetry.metrics.watchJobs(() => jobs.stats().by_state);
-  telemetry.metrics.watchBackends((url) => backendHealth.isFailing(url));
+  telemetry.metrics.watchBackends((url) => health.isFailing(url));
   telemetry.metrics.watchCache(() => {
     const { bytes = 0, entries = 0 } = cache.stats();
     return { bytes, entries };
@@ -112,10 +113,10 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   admin.statusSection('slots', () => ({
     total: queue.totalSlots,
     busy: queue.busySlots,
-    servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots, health: serverHealth.state(s.url), connections: pools.connectionStats(s.url) })),
+    servers: queue.servers.map((s) => ({ url: s.url, busy: s.busy, total: s.slots, health: health.ejection(s.url), connections: pools.connectionStats(s.url) })),
     groups: queue.groupStats().map((g) => ({ name: g.name, inflight: g.inflight, max_slots: g.maxSlots ?? null, reserved_slots: g.reservedSlots })),
   }));
-  admin.statusSection('backend', () => ({ servers: backendHealth.snapshot() }));
+  admin.statusSection('backend', () => ({ servers: health.snapshot() }));
   admin.statusSection('queue', () => ({
     waiting: queue.waiting,
     by_priority: queue.depthByClass(),
@@ -128,7 +129,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   admin.statusSection('requests', () => ({ active: gateway.activeRequests }));
   // Sluice stays ready while the backend is down: taking every Sluice out of rotation would
   // turn fast, explained 502s into connection errors. /readyz says so instead.
-  admin.readinessNote(() => (queue.servers.every((s) => serverHealth.state(s.url) === 'ejected') ? 'every backend server is ejected after connect failures' : undefined));
+  admin.readinessNote(() => (queue.servers.every((s) => health.ejection(s.url) === 'ejected') ? 'every backend server is ejected after connect failures' : undefined));
   admin.statusSection('buffers', () => ({
     memory_bytes: deps.buffers?.memoryUsed ?? 0, memory_max: raw.limits.buffer_memory,
     disk_bytes: deps.buffers?.diskUsed ?? 0, disk_max: raw.limits.buffer_disk,
@@ -149,7 +150,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
     queue, admin, gateway, telemetry, jobs, reload, cluster,
     async listen() {
       telemetry.start();
-      backendHealth.start();
+      health.start();
       cluster?.start();
       jobs.start();
       const port = await gateway.listen(raw.listen.port, raw.listen.host)
@@ -173,7 +174,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
         gateway.closeAllConnections();
       }
       await jobs.close();
-      backendHealth.stop();
+      health.stop();
       await cluster?.close();
       await pools.close();
       if (raw.admin.enabled) await admin.close();

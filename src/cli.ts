@@ -117,7 +117,8 @@ function checkCommand(args: string[]): void {
   const file = (values.config as string | undefined) ?? 'config/sluice.yaml';
   try {
     const compiled = compileConfig(loadConfigFile(file, process.env));
-    process.stdout.write(`${file}: ok (${compiled.routes.length} routes, ${compiled.totalSlots} backend slots)\n`);
+    const slots = compiled.raw.backend.servers.reduce((sum, s) => sum + s.slots, 0);
+    process.stdout.write(`${file}: ok (${compiled.routes.length} routes, ${slots} backend slots)\n`);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`${err.message}\n`);

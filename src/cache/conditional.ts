@@ -5,6 +5,7 @@
 // answer without Last-Modified is compared by its Date (RFC 9111 §4.3.2).
 import { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
+import { weakMatch } from './etag.js';
 import { parseHttpDate } from './http-date.js';
 import { rangedAnswer } from './range.js';
 
@@ -29,7 +30,7 @@ export function isNotModified(request: RequestHeaders, answer: Answer): boolean 
     const etag = single(answer.headers['etag']);
     if (etag === undefined) return false;
     if (ifNoneMatch.trim() === '*') return true;
-    return ifNoneMatch.split(',').some((candidate) => opaque(candidate) === opaque(etag));
+    return ifNoneMatch.split(',').some((candidate) => weakMatch(candidate, etag));
   }
   const since = parseHttpDate(single(request['if-modified-since']));
   const modified = parseHttpDate(single(answer.headers['last-modified']) ?? single(answer.headers['date']));
@@ -52,12 +53,6 @@ export function notModifiedAnswer(answer: Answer): { status: 304; headers: Heade
     if (value !== undefined) headers[name] = value;
   }
   return { status: 304, headers, body: BufferedBody.empty() };
-}
-
-/** Weak comparison (RFC 9110 §8.8.3.2): the opaque tag without the W/ prefix. */
-function opaque(tag: string): string {
-  const trimmed = tag.trim();
-  return trimmed.startsWith('W/') ? trimmed.slice(2) : trimmed;
 }
 
 function single(value: string | string[] | undefined): string | undefined {

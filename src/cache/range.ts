@@ -4,6 +4,7 @@
 // answered with 206; a multi-range request gets the whole 200, which §14.2 allows.
 import { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
+import { strongMatch } from './etag.js';
 import { parseHttpDate } from './http-date.js';
 
 type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
@@ -64,8 +65,8 @@ function ifRangeHolds(ifRange: string | undefined, headers: HeaderMap): boolean 
   if (ifRange === undefined) return true;
   const value = ifRange.trim();
   if (value.startsWith('"') || value.startsWith('W/')) {
-    const etag = single(headers['etag']);
-    return !value.startsWith('W/') && etag !== undefined && !etag.startsWith('W/') && etag === value;
+    const etag = headers['etag'];
+    return etag !== undefined && strongMatch(value, etag);
   }
   const date = parseHttpDate(value);
   const modified = parseHttpDate(single(headers['last-modified']));

@@ -18,6 +18,7 @@ import type { HeaderMap } from '../http/headers.js';
 import type { OutgoingHttpHeaders } from 'node:http';
 import { admit, policyHeaders, type CacheRules, type RouteRules } from './admission.js';
 import { selectingDigest } from './request-key.js';
+import { weakMatch } from './etag.js';
 
 type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
@@ -208,7 +209,7 @@ export class ResponseCache {
     for (const [name, value] of Object.entries(notModified)) {
       if (!KEEP_ON_REVALIDATION.has(name)) headers[name] = value;
     }
-    const sameValidator = !notModified['etag'] || !stale.headers['etag'] || weak(notModified['etag']) === weak(stale.headers['etag']);
+    const sameValidator = !notModified['etag'] || !stale.headers['etag'] || weakMatch(notModified['etag'], stale.headers['etag']);
     this.counters.revalidated++;
     const admitted = sameValidator ? this.admitEntry(request, stale.status, headers, rules, stale.body) : undefined;
     if (!admitted) {
@@ -347,9 +348,4 @@ function plainFreshnessOf(policy: CachePolicy): PlainFreshness | undefined {
 
 function variantKey(request: CacheRequest, fields: readonly string[]): string {
   return `${request.key}\u0000${selectingDigest(request.headers, fields)}`;
-}
-
-function weak(tag: string | string[]): string {
-  const value = Array.isArray(tag) ? tag.join(', ') : tag;
-  return value.trim().replace(/^W\//, '');
 }

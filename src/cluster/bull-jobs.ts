@@ -18,6 +18,7 @@ import type { JobApi } from '../jobs/api.js';
 import type { JobStats, JobView, Submission } from '../jobs/service.js';
 import { FINAL_STATES, JOB_STATES, type JobError, type JobRecord, type JobState, type StoredResult } from '../jobs/types.js';
 import type { AttemptEnv } from '../jobs/attempt.js';
+import { JobWatchers } from '../jobs/job-watchers.js';
 import type { JobTracer } from '../telemetry/job-tracing.js';
 import { Lane, type JobData, type JobReturn, type LaneSlots } from './bull-lane.js';
 import type { RedisLink } from './redis-link.js';
@@ -46,7 +47,7 @@ export class BullJobs implements JobApi {
   readonly tracer: JobTracer;
   private readonly connection: Redis;
   private readonly lanes = new Map<string, Lane>();
-  private readonly watchers = new Map<string, Set<() => void>>();
+  private readonly watchers = new JobWatchers();
   private readonly cancelChannel: string;
   private snapshot: JobStats;
   private statsTimer: NodeJS.Timeout | undefined;
@@ -170,24 +171,9 @@ export class BullJobs implements JobApi {
   async waitFor(id: string, done: (job: JobRecord) => boolean, timeoutMs: number, signal: AbortSignal): Promise<JobRecord | undefined> {
     const first = (await this.view(id))?.job;
     if (!first || done(first) || timeoutMs <= 0 || this.closing || signal.aborted) return first;
-    await new Promise<void>((resolve) => {
-      const listeners = this.watchers.get(id) ?? new Set<() => void>();
-      this.watchers.set(id, listeners);
-      const finish = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', finish);
-        listeners.delete(check);
-        if (listeners.size === 0) this.watchers.delete(id);
-        resolve();
-      };
-      // Woken by the lane's QueueEvents (any instance's change), then looks at the job itself.
-      const check = () => {
-        void this.view(id).then((v) => { if (!v || done(v.job) || this.closing) finish(); }, finish);
-      };
-      const timer = setTimeout(finish, timeoutMs);
-      signal.addEventListener('abort', finish, { once: true });
-      listeners.add(check);
-      check();
+    // Woken by the lane's QueueEvents (any instance's change), then looks at the job itself.
+    await this.watchers.wait(id, timeoutMs, signal, (finish) => {
+      void this.view(id).then((v) => { if (!v || done(v.job) || this.closing) finish(); }, finish);
     });
     return (await this.view(id))?.job;
   }
@@ -235,7 +221,7 @@ export class BullJobs implements JobApi {
   async drain(graceMs: number): Promise<boolean> {
     this.closing = true;
     clearInterval(this.statsTimer);
-    for (const id of [...this.watchers.keys()]) this.notify(id);
+    for (const id of this.watchers.ids()) this.notify(id);
     const results = await Promise.all([...this.lanes.values()].map((lane) => lane.close(graceMs)));
     return results.every(Boolean);
   }
@@ -331,7 +317,7 @@ export class BullJobs implements JobApi {
   }
 
   private notify(id: string): void {
-    for (const check of [...(this.watchers.get(id) ?? [])]) check();
+    this.watchers.wake(id);
   }
 
   private idempotencyKey(route: string, key: string): string {

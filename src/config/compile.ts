@@ -8,8 +8,6 @@ import {
 
 export interface CompiledRoute {
   readonly name: string;
-  /** Position in the route list; the built-in catch-all comes last. */
-  readonly index: number;
   readonly pathPattern: string;
   readonly pathRegex: RegExp;
   readonly methods: ReadonlySet<string> | null;
@@ -64,15 +62,13 @@ export function cacheKeyPlan(cache: RouteCacheConfig): CacheKeyPlan {
 export interface CompiledConfig {
   readonly raw: Readonly<SluiceConfig>;
   readonly routes: readonly CompiledRoute[];
-  readonly totalSlots: number;
 }
 
 export const DEFAULT_ROUTE_NAME = 'default';
 
 export function compileConfig(config: SluiceConfig): CompiledConfig {
-  const routes = config.routes.map((route, index): CompiledRoute => ({
+  const routes = config.routes.map((route): CompiledRoute => ({
     name: route.name,
-    index,
     pathPattern: route.match.path,
     pathRegex: globToRegex(route.match.path, route.match.case_insensitive),
     methods: route.match.methods ? new Set(route.match.methods) : null,
@@ -99,20 +95,15 @@ export function compileConfig(config: SluiceConfig): CompiledConfig {
   }));
   const hasCatchAll = routes.some((r) => r.pathPattern === '/*' && r.methods === null);
   if (!hasCatchAll && !routes.some((r) => r.name === DEFAULT_ROUTE_NAME)) {
-    routes.push(defaultRoute(config, routes.length));
+    routes.push(defaultRoute(config));
   }
-  return deepFreeze({
-    raw: config,
-    routes,
-    totalSlots: config.backend.servers.reduce((sum, s) => sum + s.slots, 0),
-  });
+  return deepFreeze({ raw: config, routes });
 }
 
 /** Requests no configured route matches are still proxied, with the global defaults. */
-function defaultRoute(config: SluiceConfig, index: number): CompiledRoute {
+function defaultRoute(config: SluiceConfig): CompiledRoute {
   return {
     name: DEFAULT_ROUTE_NAME,
-    index,
     pathPattern: '/*',
     pathRegex: globToRegex('/*'),
     methods: null,

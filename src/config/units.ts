@@ -28,10 +28,3 @@ export function parseSize(value: unknown): number | string {
   if (!match || factor === undefined) return `invalid size "${value}": use bytes or a unit (KiB, MiB, GiB, KB, MB, GB)`;
   return Math.round(Number(match[1]) * factor);
 }
-
-export function formatBytes(bytes: number): string {
-  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)}GiB`;
-  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)}MiB`;
-  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)}KiB`;
-  return `${bytes}B`;
-}

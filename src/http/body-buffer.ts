@@ -29,10 +29,6 @@ export class BufferedBody {
     return new BufferedBody(buffer.length, buffer, undefined, undefined);
   }
 
-  get inMemory(): boolean {
-    return this.memory !== undefined;
-  }
-
   /** The bytes, when held in memory; spilled bodies must be streamed. */
   get buffer(): Buffer | undefined {
     return this.memory;

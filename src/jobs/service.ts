@@ -15,6 +15,7 @@ import { LiveJobs } from './live-jobs.js';
 import type { AttemptEnv } from './attempt.js';
 import { MemoryJobStore } from './memory-store.js';
 import { JobRunner } from './runner.js';
+import { JobWatchers } from './job-watchers.js';
 import { SqliteJobStore } from './sqlite-store.js';
 import type { JobStore } from './store.js';
 import { FINAL_STATES, JOB_STATES, type JobRecord, type JobState, type StoredResult } from './types.js';
@@ -71,7 +72,7 @@ export class JobService {
   private readonly storeConfig: SluiceConfig['jobs'];
   private store: JobStore | undefined;
   private readonly runner: JobRunner;
-  private readonly watchers = new Map<string, Set<() => void>>();
+  private readonly watchers = new JobWatchers();
   private readonly live = new LiveJobs();
   private readonly now: () => number;
   private readonly warn: (message: string, err?: unknown) => void;
@@ -184,23 +185,9 @@ export class JobService {
   async waitFor(id: string, done: (job: JobRecord) => boolean, timeoutMs: number, signal: AbortSignal): Promise<JobRecord | undefined> {
     const job = this.get(id);
     if (!job || done(job) || timeoutMs <= 0 || this.closing || signal.aborted) return job;
-    await new Promise<void>((resolve) => {
-      const listeners = this.watchers.get(id) ?? new Set<() => void>();
-      this.watchers.set(id, listeners);
-      const finish = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', finish);
-        listeners.delete(check);
-        if (listeners.size === 0) this.watchers.delete(id);
-        resolve();
-      };
-      const check = () => {
-        const now = this.get(id);
-        if (!now || done(now) || this.closing) finish();
-      };
-      const timer = setTimeout(finish, timeoutMs);
-      signal.addEventListener('abort', finish, { once: true });
-      listeners.add(check);
+    await this.watchers.wait(id, timeoutMs, signal, (finish) => {
+      const now = this.get(id);
+      if (!now || done(now) || this.closing) finish();
     });
     return this.get(id);
   }
@@ -241,7 +228,7 @@ export class JobService {
   async drain(graceMs: number): Promise<boolean> {
     this.closing = true;
     clearInterval(this.sweeper);
-    for (const id of [...this.watchers.keys()]) this.notify(id);
+    for (const id of this.watchers.ids()) this.notify(id);
     return this.runner.drain(graceMs);
   }
 
@@ -312,6 +299,6 @@ export class JobService {
       const job = this.get(id);
       if (!job || FINAL_STATES.has(job.state)) this.live.remove(id);
     }
-    for (const check of [...(this.watchers.get(id) ?? [])]) check();
+    this.watchers.wake(id);
   }
 }

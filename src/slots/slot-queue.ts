@@ -12,7 +12,7 @@
 import { SluiceError } from '../errors.js';
 import { PRIORITY_CLASSES } from '../config/schema.js';
 import { DrainEstimator } from './drain-estimator.js';
-import { ServerHealth } from './server-health.js';
+import { BackendHealth } from './backend-health.js';
 
 export interface SlotServer {
   readonly index: number;
@@ -50,7 +50,6 @@ export interface AcquireRequest {
 
 export interface SlotLease {
   readonly server: SlotServer;
-  readonly queuedMs: number;
   /** 1-based position at enqueue; 0 when a slot was free at once. */
   readonly position: number;
   release(): void;
@@ -107,8 +106,8 @@ export class SlotQueue {
     servers: readonly { url: string; slots: number }[],
     private options: QueueOptions,
     private readonly now: () => number = () => performance.now(),
-    /** Passive health: grants skip ejected servers (src/slots/server-health.ts). */
-    readonly health: ServerHealth = new ServerHealth({ failures: 0, cooldownMs: 0 }),
+    /** Passive health: grants skip ejected servers (src/slots/backend-health.ts). */
+    readonly health: BackendHealth = new BackendHealth(servers.map((s) => s.url), { failures: 0, cooldownMs: 0 }),
   ) {
     this.servers = servers.map((s, index) => ({ index, url: s.url, slots: s.slots, busy: 0 }));
     this.estimator = new DrainEstimator(now);
@@ -200,7 +199,7 @@ export class SlotQueue {
   acquire(request: AcquireRequest): Promise<SlotLease> {
     if (request.signal?.aborted) return Promise.reject(abortError(request.signal));
     if (this.waitingCount === 0 && this.canRun(request.group)) {
-      return Promise.resolve(this.grant(request, this.now(), 0));
+      return Promise.resolve(this.grant(request, 0));
     }
     if (this.waitingCount >= this.options.maxWaiting) {
       return Promise.reject(this.overloaded('queue_full', `${this.waitingCount} requests already waiting`));
@@ -315,7 +314,7 @@ export class SlotQueue {
     return free - owedToOthers >= 1;
   }
 
-  private grant(request: AcquireRequest, enqueuedAt: number, position: number): SlotLease {
+  private grant(request: AcquireRequest, position: number): SlotLease {
     const server = this.pickServer();
     this.health.granted(server.url);
     server.busy++;
@@ -327,7 +326,6 @@ export class SlotQueue {
     let released = false;
     return {
       server,
-      queuedMs: startedAt - enqueuedAt,
       position,
       release: () => {
         if (released) return;
@@ -363,7 +361,7 @@ export class SlotQueue {
         next.reject(this.overloaded('queue_timeout', `waited ${next.request.queueTimeoutMs}ms`));
         continue;
       }
-      next.resolve(this.grant(next.request, next.enqueuedAt, next.position));
+      next.resolve(this.grant(next.request, next.position));
     }
     this.capacity?.changed();
   }

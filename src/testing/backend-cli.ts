@@ -1,6 +1,7 @@
 // `sluice backend`: runs the test backend from the command line.
 import type { EventEmitter } from 'node:events';
 import { parseArgs } from 'node:util';
+import { parseDuration } from '../config/units.js';
 import { type TestBackendOptions, startTestBackend } from './backend.js';
 
 export const BACKEND_USAGE = `Usage: sluice backend [options]
@@ -46,13 +47,10 @@ export type ParsedBackendArgs =
   | { kind: 'error'; message: string }
   | { kind: 'run'; options: Required<Omit<TestBackendOptions, 'onRequest'>> };
 
-/** Parses a duration: `250ms`, `2s`, `1.5s`, `1m` or a bare number of milliseconds. */
+/** Parses a duration as the config file does (`250ms`, `2s`, `1.5s`, `1m`); a bare number is milliseconds. */
 export function parseDurationMs(raw: string): number | null {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw.trim());
-  if (!m) return null;
-  const n = Number(m[1]);
-  const factor = m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1;
-  return Math.round(n * factor);
+  const ms = parseDuration(/^\s*\d+(?:\.\d+)?\s*$/.test(raw) ? `${raw.trim()}ms` : raw);
+  return typeof ms === 'number' ? ms : null;
 }
 
 function parseIntIn(raw: string, name: string, min: number, max: number): number {
@@ -68,7 +66,7 @@ function parseRate(raw: string, name: string): number {
   return n;
 }
 
-function parseDuration(raw: string, name: string): number {
+function durationFlag(raw: string, name: string): number {
   const ms = parseDurationMs(raw);
   if (ms === null) throw new Error(`--${name} must be a duration like 100ms, 2s or a number of ms, got "${raw}"`);
   return ms;
@@ -112,12 +110,12 @@ export function parseBackendArgs(argv: string[]): ParsedBackendArgs {
         workers,
         threads,
         workerConnections: parseIntIn(values['worker-connections'] ?? '1000', 'worker-connections', 1, 1_000_000),
-        keepaliveMs: parseDuration(values.keepalive ?? (model === 'gthread' ? '2s' : '5s'), 'keepalive'),
-        latencyMs: parseDuration(values.latency ?? '100ms', 'latency'),
-        reportLatencyMs: parseDuration(values['report-latency'] ?? '2s', 'report-latency'),
+        keepaliveMs: durationFlag(values.keepalive ?? (model === 'gthread' ? '2s' : '5s'), 'keepalive'),
+        latencyMs: durationFlag(values.latency ?? '100ms', 'latency'),
+        reportLatencyMs: durationFlag(values['report-latency'] ?? '2s', 'report-latency'),
         errorRate: parseRate(values['error-rate'] ?? '0', 'error-rate'),
         stallRate: parseRate(values['stall-rate'] ?? '0', 'stall-rate'),
-        stallMs: parseDuration(values['stall-ms'] ?? '5000', 'stall-ms'),
+        stallMs: durationFlag(values['stall-ms'] ?? '5000', 'stall-ms'),
       },
     };
   } catch (err) {

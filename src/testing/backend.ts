@@ -201,7 +201,8 @@ export async function startTestBackend(opts: TestBackendOptions): Promise<TestBa
   const gthread = opts.model === 'gthread'
     ? new GthreadModel({ workers: opts.workers ?? 10, threads: opts.threads ?? 5, workerConnections: opts.workerConnections ?? 1000, random: Math.random })
     : undefined;
-  const gate = new SlotGate(gthread ? Number.POSITIVE_INFINITY : opts.slots);
+  // The semaphore model's one FIFO; in gthread requests wait for their worker instead.
+  const gate = gthread ? undefined : new SlotGate(opts.slots);
   const closing = new AbortController();
   // Every sleeping request listens for shutdown on this one signal; thousands may at once.
   setMaxListeners(0, closing.signal);
@@ -274,7 +275,7 @@ export async function startTestBackend(opts: TestBackendOptions): Promise<TestBa
     const clientGone = watchClient(req, res);
     book.enterBacklog();
     if (gthread) void runOnWorker(gthread, req, res, url, clientGone);
-    else void gate.acquire().then(() => runInSlot(req, res, url, clientGone, () => gate.release()));
+    else if (gate) void gate.acquire().then(() => runInSlot(req, res, url, clientGone, () => gate.release()));
   }
 
   const server = http.createServer({ requestTimeout: 0 }, onRequest);
@@ -304,7 +305,7 @@ export async function startTestBackend(opts: TestBackendOptions): Promise<TestBa
     close(): Promise<void> {
       closed ??= new Promise<void>((resolve) => {
         closing.abort();
-        gate.dropWaiters();
+        gate?.dropWaiters();
         gthread?.dropWaiters();
         server.close(() => resolve());
         server.closeAllConnections();

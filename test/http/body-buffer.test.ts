@@ -18,7 +18,7 @@ describe('BufferedBody spill files', () => {
     try {
       const chunks = [Buffer.alloc(600, 'a'), Buffer.alloc(600, 'b')];
       const body = await BufferedBody.collect(Readable.from(chunks), { memoryLimit: 1000, maxBytes: 10_000, tempDir, onLimit: () => new Error('too big') });
-      expect(body.inMemory).toBe(false);
+      expect(body.buffer).toBeUndefined();
       const [spillDir] = readdirSync(tempDir);
       expect(spillDir).toMatch(/^sluice-body-/);
       expect(statSync(join(tempDir, spillDir!)).mode & 0o777).toBe(0o700);

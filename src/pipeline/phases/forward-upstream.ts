@@ -48,7 +48,7 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
   } catch (err) {
     const code = (err as { code?: string }).code;
     // Only connect errors say the server is down; a timeout or reset may be one slow request.
-    if (code === 'upstream_connect_failed' || code === 'connect_timeout') deps.queue.health.record(lease.server.url, true);
+    if (code === 'upstream_connect_failed' || code === 'connect_timeout') deps.queue.health.record(lease.server.url, true, code);
     const durationMs = performance.now() - started;
     notifyUpstream(deps, ctx, { errorCode: (err as { code?: string }).code ?? 'internal', durationMs });
     throw err;
