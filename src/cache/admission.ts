@@ -73,6 +73,18 @@ export function admit(request: CachePolicy.Request, status: number, headers: Hea
   return { policy, headers: kept, staleWhileRevalidateSec: swr, staleIfErrorSec: sie, revalidatable, retainMs };
 }
 
+/**
+ * True when `admit` is certain to refuse, decided without building a policy: the response
+ * says nothing about freshness (no Cache-Control, targeted field or Expires) and no route
+ * rule could give it any (ttl, heuristic, stale-while-revalidate, stale-if-error). Most
+ * answers of an API are like this; each would otherwise cost two CachePolicy objects.
+ */
+export function neverStored(headers: HeaderMap, rules: RouteRules, targetedFields: readonly string[]): boolean {
+  if (rules.ttl || rules.heuristic !== undefined || rules.stale_while_revalidate !== undefined || rules.stale_if_error !== undefined) return false;
+  if (headers['cache-control'] !== undefined || headers['expires'] !== undefined) return false;
+  return !targetedFields.some((field) => headers[field] !== undefined);
+}
+
 /** The request's own Cache-Control directives, parsed by the library. */
 export function requestDirectives(request: CachePolicy.Request): Directives {
   const directives = parseCacheControl(request.headers['cache-control'] as string | undefined);

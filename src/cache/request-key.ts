@@ -6,9 +6,13 @@ import { createHash } from 'node:crypto';
 
 type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
+/** One `name=value` of characters URLSearchParams writes back unchanged: already canonical. */
+const SINGLE_PLAIN_PARAM = /^\?[A-Za-z0-9\-._*]+=[A-Za-z0-9\-._*]*$/;
+
 /** Path plus query with parameters sorted by name (stable, so repeated names keep their order). */
 export function normalizedTarget(pathname: string, search: string): string {
   if (search.length <= 1) return pathname;
+  if (SINGLE_PLAIN_PARAM.test(search)) return pathname + search;
   const params = new URLSearchParams(search);
   params.sort();
   const query = params.toString();

@@ -16,7 +16,7 @@ import type { CacheStatus } from './cache-status.js';
 import type { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
 import type { OutgoingHttpHeaders } from 'node:http';
-import { admit, policyHeaders, type CacheRules, type RouteRules } from './admission.js';
+import { admit, neverStored, policyHeaders, type CacheRules, type RouteRules } from './admission.js';
 import { selectingDigest } from './request-key.js';
 import { weakMatch } from './etag.js';
 
@@ -291,6 +291,7 @@ export class ResponseCache {
   }
 
   private admitEntry(request: CacheRequest, status: number, headers: HeaderMap, route: RouteRules, body: Buffer | undefined): CacheEntry | undefined {
+    if (neverStored(headers, route, this.targetedFields)) return undefined;
     const rules: CacheRules = { ...route, targetedFields: this.targetedFields };
     const admission = admit(request.view, status, headers, rules);
     if (!admission) return undefined;

@@ -13,19 +13,29 @@ import type { HeaderMap } from './header-map.js';
 
 /** Copies headers without the hop-by-hop ones; names come out lower-case. */
 export function endToEndHeaders(headers: IncomingHttpHeaders | HeaderMap): HeaderMap {
-  const named = new Set<string>();
-  const connection = headers['connection'];
-  for (const value of [connection].flat()) {
-    if (typeof value === 'string') for (const token of value.split(',')) named.add(token.trim().toLowerCase());
-  }
+  const named = connectionNamed(headers['connection']);
   const out: HeaderMap = {};
-  for (const [rawName, value] of Object.entries(headers)) {
+  for (const rawName in headers) {
+    const value = headers[rawName];
     if (value === undefined) continue;
-    const name = rawName.toLowerCase();
-    if (HOP_BY_HOP.has(name) || named.has(name)) continue;
+    // node:http and undici give lower-case names already; only others need converting.
+    const name = LOWER_CASE_NAME.test(rawName) ? rawName : rawName.toLowerCase();
+    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
     out[name] = value;
   }
   return out;
+}
+
+const LOWER_CASE_NAME = /^[a-z0-9-]*$/;
+
+/** The header names a Connection header lists (hop-by-hop for this connection); undefined when it lists none. */
+function connectionNamed(connection: string | string[] | undefined): Set<string> | undefined {
+  if (connection === undefined) return undefined;
+  const named = new Set<string>();
+  for (const value of [connection].flat()) {
+    if (typeof value === 'string') for (const token of value.split(',')) named.add(token.trim().toLowerCase());
+  }
+  return named;
 }
 
 export interface ForwardingFacts {

@@ -45,8 +45,10 @@ function tenths(ms: number): number {
   return Math.round(ms * 10) / 10;
 }
 
-function commonHeaders(ctx: RequestContext): OutgoingHttpHeaders {
-  const headers: OutgoingHttpHeaders = { 'x-request-id': ctx.id, 'server-timing': serverTimingHeader(ctx) };
+/** X-Request-Id, Server-Timing and Cache-Status: Sluice's own, replacing any the backend sent. */
+function setCommonHeaders(headers: OutgoingHttpHeaders, ctx: RequestContext): OutgoingHttpHeaders {
+  headers['x-request-id'] = ctx.id;
+  headers['server-timing'] = serverTimingHeader(ctx);
   if (ctx.cacheStatusDetail) headers['cache-status'] = `sluice; ${ctx.cacheStatusDetail}`;
   return headers;
 }
@@ -54,9 +56,9 @@ function commonHeaders(ctx: RequestContext): OutgoingHttpHeaders {
 export async function writeResponse(ctx: RequestContext, via: string): Promise<void> {
   const { res } = ctx;
   const response = ctx.response!;
-  const headers: OutgoingHttpHeaders = response.clientHeaders
-    ? { ...response.clientHeaders, age: String(response.ageSec ?? 0), ...commonHeaders(ctx) }
-    : { ...clientResponseHeaders(response.headers, via), ...commonHeaders(ctx) };
+  // One object per response: a stored answer's client-ready headers copied once, or the backend's filtered once.
+  const headers = response.clientHeaders ? { ...response.clientHeaders, age: String(response.ageSec ?? 0) } : clientResponseHeaders(response.headers, via);
+  setCommonHeaders(headers, ctx);
   const bodyless = ctx.method === 'HEAD' || BODYLESS_STATUSES.has(response.status) || (response.status >= 100 && response.status < 200);
   if (response.body instanceof BufferedBody) {
     // HEAD keeps the backend's Content-Length (the size a GET would have); others get the real size.
@@ -98,7 +100,7 @@ export function writeError(ctx: RequestContext, err: SluiceError): void {
   const body = errorBody(err, ctx.id);
   const headers: OutgoingHttpHeaders = {
     ...err.headers,
-    ...commonHeaders(ctx),
+    ...setCommonHeaders({}, ctx),
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',

@@ -55,7 +55,9 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
     for (const [name, phase] of phases) {
       const timing = { name, startMs: performance.now(), endMs: 0 };
       ctx.phases.push(timing);
-      const result = await phase(ctx, deps);
+      // A phase that finished synchronously is not awaited: a cache hit takes no extra turns of the loop.
+      const pending = phase(ctx, deps);
+      const result = typeof pending === 'string' ? pending : await pending;
       timing.endMs = performance.now();
       if (result === 'respond') break;
     }
