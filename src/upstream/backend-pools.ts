@@ -3,6 +3,7 @@
 // of them, so nothing queues here: the admission queue stays the only queue in Sluice.
 import type { SluiceConfig } from '../config/schema.js';
 import { type BalancerStats, ConnectionBalancer } from './connection-balancer.js';
+import { LoopSaturation } from './loop-saturation.js';
 
 export type BackendWarn = (message: string, details: Record<string, unknown>) => void;
 
@@ -12,6 +13,9 @@ export class BackendPools {
   private readonly prefixes = new Map<string, string>();
 
   constructor(backend: SluiceConfig['backend'], warn?: BackendWarn) {
+    // One sampler for every server: it measures this process, not a backend.
+    const loop = new LoopSaturation();
+    const loopSaturated = () => loop.now;
     for (const server of backend.servers) {
       this.prefixes.set(server.url, pathPrefixOf(server.url));
       this.balancers.set(server.url, new ConnectionBalancer({
@@ -21,6 +25,7 @@ export class BackendPools {
         idleTimeoutMs: backend.timeouts.idle,
         recycleQueued: server.recycle_queued,
         warn,
+        loopSaturated,
       }));
     }
   }

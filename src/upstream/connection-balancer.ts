@@ -34,6 +34,8 @@ export interface BalancerOptions {
   /** The window the warning judges (default 10 s), and the least time between warnings (60 s). */
   readonly warnWindowMs?: number;
   readonly warnEveryMs?: number;
+  /** True while Sluice's own event loop is saturated (loop-saturation.ts): answers are not judged then. */
+  readonly loopSaturated?: () => boolean;
 }
 
 /** A request counts as having waited inside the backend past this multiple of the baseline... */
@@ -185,6 +187,7 @@ export class ConnectionBalancer {
 
   /** Time to response headers is the backend's service time plus any wait inside it. */
   private judge(lane: Lane, key: string, ms: number, busyAtDispatch: number): void {
+    if (this.opts.loopSaturated?.()) return;
     const baseline = this.baseline.observe(key, ms);
     if (baseline === undefined) return;
     const sample = Math.min(this.opts.slots, busyAtDispatch) * Math.min(1, baseline / Math.max(ms, 0.001));

@@ -82,4 +82,16 @@ describe('ConnectionBalancer', () => {
     expect(opened).toBeLessThanOrEqual(8 + recycled);
     expect(warnings).toEqual([]);
   });
+
+  it('judges no answer while Sluice\'s own event loop is saturated: the queueing is real, but the times say nothing', async () => {
+    // The same queueing backend as above; the gateway reports its own loop saturated throughout.
+    const be = await backend({ model: 'gthread', workers: 4, threads: 1, slots: 4, keepaliveMs: 5000 });
+    cleanups.push(() => be.close());
+    const balancer = new ConnectionBalancer({ url: be.url, slots: 8, connectTimeoutMs: 2000, idleTimeoutMs: 1000, recycleQueued: true, loopSaturated: () => true });
+    cleanups.push(() => balancer.close());
+    await saturate(balancer, 1, 600, '/api/live/learn');
+    await saturate(balancer, 8, 1500, '/api/live/busy-gateway');
+    expect(be.stats().worker_queue_max).toBeGreaterThan(0);
+    expect(balancer.stats()).toMatchObject({ queued_detected_total: 0, recycled_total: 0, opened_total: 8 });
+  });
 });
