@@ -15,7 +15,6 @@ import type { ErrorCode } from '../errors.js';
 import type { CacheStatus } from './cache-status.js';
 import type { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
-import type { OutgoingHttpHeaders } from 'node:http';
 import { admit, neverStored, policyHeaders, type CacheRules, type RouteRules } from './admission.js';
 import { selectingDigest } from './request-key.js';
 import { weakMatch } from './etag.js';
@@ -57,8 +56,8 @@ export interface CacheEntry {
   readonly size: number;
   /** The freshness numbers a plain fresh hit needs (see freshHit); undefined when it must ask the policy. */
   readonly plainFreshness: PlainFreshness | undefined;
-  /** The headers as a client receives them (end-to-end, Via added, no Age), built on the first hit. */
-  clientHeaders?: OutgoingHttpHeaders;
+  /** The headers as a client receives them (end-to-end, Via added, no Age) as a flat name/value list, built on the first hit. */
+  clientHeaderList?: readonly string[];
 }
 
 /**
@@ -214,7 +213,7 @@ export class ResponseCache {
     const admitted = sameValidator ? this.admitEntry(request, stale.status, headers, rules, stale.body) : undefined;
     if (!admitted) {
       this.lru.delete(stale.storageKey);
-      return { entry: { ...stale, headers, clientHeaders: undefined }, stored: false };
+      return { entry: { ...stale, headers, clientHeaderList: undefined }, stored: false };
     }
     return { entry: this.put(request, admitted), stored: true };
   }

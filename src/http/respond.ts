@@ -56,8 +56,11 @@ function setCommonHeaders(headers: OutgoingHttpHeaders, ctx: RequestContext): Ou
 export async function writeResponse(ctx: RequestContext, via: string): Promise<void> {
   const { res } = ctx;
   const response = ctx.response!;
-  // One object per response: a stored answer's client-ready headers copied once, or the backend's filtered once.
-  const headers = response.clientHeaders ? { ...response.clientHeaders, age: String(response.ageSec ?? 0) } : clientResponseHeaders(response.headers, via);
+  if (response.clientHeaderList && response.body instanceof BufferedBody) {
+    writeStored(ctx, response.status, response.clientHeaderList, response.ageSec ?? 0, response.body);
+    return;
+  }
+  const headers = clientResponseHeaders(response.headers, via);
   setCommonHeaders(headers, ctx);
   const bodyless = ctx.method === 'HEAD' || BODYLESS_STATUSES.has(response.status) || (response.status >= 100 && response.status < 200);
   if (response.body instanceof BufferedBody) {
@@ -88,6 +91,24 @@ export async function writeResponse(ctx: RequestContext, via: string): Promise<v
   }
   response.body.on('data', (chunk: Buffer) => { ctx.bytesSent += chunk.length; });
   await pipeline(response.body, res);
+}
+
+/** A fresh hit: the entry's client-ready list plus this response's own fields, in one array, no header object. */
+function writeStored(ctx: RequestContext, status: number, stored: readonly string[], ageSec: number, body: BufferedBody): void {
+  const { res } = ctx;
+  const list = stored.concat('age', String(ageSec), 'x-request-id', ctx.id, 'server-timing', serverTimingHeader(ctx));
+  if (ctx.cacheStatusDetail) list.push('cache-status', `sluice; ${ctx.cacheStatusDetail}`);
+  const bodyless = ctx.method === 'HEAD' || BODYLESS_STATUSES.has(status);
+  // HEAD keeps the stored Content-Length (the size a GET would have); others get the real size.
+  if (!bodyless) list.push('content-length', String(body.size));
+  else if (ctx.method === 'HEAD') list.push('content-length', String(body.size));
+  res.writeHead(status, list);
+  if (bodyless) {
+    res.end();
+    return;
+  }
+  ctx.bytesSent = body.size;
+  res.end(body.buffer);
 }
 
 export function writeError(ctx: RequestContext, err: SluiceError): void {

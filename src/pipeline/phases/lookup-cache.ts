@@ -11,7 +11,7 @@
 // backend never saw cannot select a stored answer. A client's no-cache is answered from a
 // revalidation and never replaces the stored answer unless the route allows it
 // (cache.allow_client_refresh), so one client cannot overwrite what everyone is served.
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { formatCacheStatus, type CacheStatusParams } from '../../cache/cache-status.js';
 import { clientAnswer } from '../../cache/conditional.js';
 import { requestDirectives } from '../../cache/admission.js';
@@ -93,6 +93,18 @@ function plainRequest(headers: IncomingHttpHeaders, plan: CacheKeyPlan): boolean
 
 const PLAIN_CONNECTION = /^\s*(?:keep-alive|close)\s*$/i;
 
+/** Headers as node:http's flat list form; a repeated field (Set-Cookie) repeats its name. Content-Length is the writer's. */
+function headerList(headers: OutgoingHttpHeaders): string[] {
+  const list: string[] = [];
+  for (const name in headers) {
+    if (name === 'content-length') continue;
+    const value = headers[name];
+    if (Array.isArray(value)) for (const v of value) list.push(name, v);
+    else if (value !== undefined) list.push(name, String(value));
+  }
+  return list;
+}
+
 /**
  * A fresh hit without http-cache-semantics: the key, one map lookup, two comparisons and
  * the Age value; the client-ready headers are built once per stored entry. Whatever this
@@ -105,8 +117,8 @@ function serveFreshHit(ctx: RequestContext, cache: ResponseCache, via: string, p
   const hit = cache.freshHit(key);
   if (!hit) return false;
   const { entry } = hit;
-  entry.clientHeaders ??= clientResponseHeaders(withoutTargeted(entry.headers, cache.ownFields), via);
-  const response: ProxyResponse = { status: entry.status, headers: entry.headers, body: BufferedBody.fromBuffer(entry.body), clientHeaders: entry.clientHeaders, ageSec: Math.floor(hit.ageSec) };
+  entry.clientHeaderList ??= headerList(clientResponseHeaders(withoutTargeted(entry.headers, cache.ownFields), via));
+  const response: ProxyResponse = { status: entry.status, headers: entry.headers, body: BufferedBody.fromBuffer(entry.body), clientHeaderList: entry.clientHeaderList, ageSec: Math.floor(hit.ageSec) };
   const conditional = headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined;
   ctx.response = conditional ? clientAnswer(headers, ctx.method, responseFrom(cache, entry, hit.ageSec)) : response;
   ctx.cacheStatus = 'hit';
