@@ -7,6 +7,7 @@ import { handleRequest } from './pipeline/handle-request.js';
 import type { RequestObserver } from './pipeline/deps.js';
 import { SlotQueue } from './slots/slot-queue.js';
 import { BackendPools } from './upstream/backend-pools.js';
+import type { UpstreamEnv } from './upstream/call-upstream.js';
 import { PRIORITY_CLASSES } from './config/schema.js';
 import { registerDashboard } from './admin/dashboard.js';
 import { registerMetricsAdmin } from './admin/metrics-admin.js';
@@ -73,9 +74,10 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   log = (level, message) => telemetry.logger[level](message);
   const pools = new BackendPools(raw.backend, (message, details) => telemetry.logger.warn(details, message));
   const warn = (message: string, err?: unknown) => telemetry.logger.warn({ err }, message);
-  const onBackendOutcome = (url: string, outcome: { status?: number; errorCode?: string }) => health.recordOutcome(url, outcome);
-  const jobs: JobApi = cluster?.bullJobs({ config, slots: queue, attemptEnv: { pools, via: '1.1 sluice', limits: raw.limits, onBackendOutcome }, tracer: telemetry.jobs, warn })
-    ?? localJobApi(new JobService({ config, queue, pools, via: '1.1 sluice', tracer: telemetry.jobs, warn, onBackendOutcome }));
+  // Every backend call (proxied, refresh, job attempt) reports to the one health tracker.
+  const upstream: UpstreamEnv = { pools, onOutcome: (url, outcome) => health.recordOutcome(url, outcome) };
+  const jobs: JobApi = cluster?.bullJobs({ config, slots: queue, attemptEnv: { upstream, via: '1.1 sluice', limits: raw.limits }, tracer: telemetry.jobs, warn })
+    ?? localJobApi(new JobService({ config, queue, upstream, via: '1.1 sluice', tracer: telemetry.jobs, warn }));
   const cache = new ResponseCache(raw.cache.max_bytes, raw.cache.targeted_fields);
   const coalescer = new Coalescer<SharedAnswer>();
   const sharedCache = cluster?.sharedCache(cache);
@@ -85,7 +87,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   }
   // Mutable only through reloadApp, which swaps whole objects.
   const deps: MutableDeps = {
-    config, queue, pools, via: '1.1 sluice', jobs, cache, coalescer, remoteFlights: cluster?.flights, sharedCache,
+    config, queue, pools, upstream, via: '1.1 sluice', jobs, cache, coalescer, remoteFlights: cluster?.flights, sharedCache,
     forwarding: forwardingPolicy(raw),
     buffers: new BufferBudget(raw.limits.buffer_memory, raw.limits.buffer_disk),
     queuedPerClient: queuedPerClient(raw),

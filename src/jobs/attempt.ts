@@ -10,8 +10,8 @@ import { BufferedBody } from '../http/body-buffer.js';
 import { endToEndHeaders, firstHeader, upstreamRequestHeaders, type HeaderMap } from '../http/headers.js';
 import type { SlotLease } from '../slots/slot-queue.js';
 import type { JobAttemptTrace } from '../telemetry/job-tracing.js';
-import type { BackendPools } from '../upstream/backend-pools.js';
-import { callBackend, upstreamError } from '../upstream/forward.js';
+import { callUpstream, type UpstreamEnv } from '../upstream/call-upstream.js';
+import { upstreamError } from '../upstream/forward.js';
 import type { AttemptEnd, StoredRequest, StoredResult } from './types.js';
 
 /** Backend answers that mean "not now" rather than "here is your result". */
@@ -23,11 +23,10 @@ export type AttemptOutcome =
   | { readonly kind: 'error'; readonly error: SluiceError; readonly durationMs: number };
 
 export interface AttemptEnv {
-  readonly pools: BackendPools;
+  /** The backend calls, as every call is made (upstream/call-upstream.ts); reports each outcome. */
+  readonly upstream: UpstreamEnv;
   readonly via: string;
   readonly limits: SluiceConfig['limits'];
-  /** Told how each backend call went (a status, or the error code), e.g. to track reachability. */
-  readonly onBackendOutcome?: (serverUrl: string, outcome: { status?: number; errorCode?: string }) => void;
 }
 
 export interface AttemptPlan {
@@ -47,17 +46,16 @@ export async function runAttempt(env: AttemptEnv, plan: AttemptPlan): Promise<At
   const timeout = new AbortController();
   const timer = setTimeout(() => timeout.abort(new SluiceError('total_timeout', `job.timeout is ${job.timeout}ms`)), job.timeout);
   const signal = AbortSignal.any([plan.signal, timeout.signal]);
-  const path = env.pools.basePath(lease.server.url) + request.target;
   const headers = backendHeaders(plan, env.via);
-  plan.trace.beforeUpstream(lease.server.url, path, headers);
+  plan.trace.beforeUpstream(lease.server.url, env.upstream.pools.basePath(lease.server.url) + request.target, headers);
   const started = performance.now();
   try {
     // Streamed, and collected here: the result goes into the store as bytes anyway, and a
     // result over max_result must end as a job error, with the backend connection closed.
-    const response = await callBackend(env.pools.forServer(lease.server.url), {
+    const response = await callUpstream(env.upstream, lease, {
       serviceKey: `job:${plan.route.name}`,
       method: request.method,
-      path,
+      target: request.target,
       headers,
       body: BufferedBody.fromBuffer(request.body),
       signal,
@@ -69,14 +67,12 @@ export async function runAttempt(env: AttemptEnv, plan: AttemptPlan): Promise<At
     const body = await readResult(response.body, job.max_result, signal);
     lease.release();
     plan.trace.afterUpstream({ status: response.status });
-    env.onBackendOutcome?.(lease.server.url, { status: response.status });
     const resultHeaders = endToEndHeaders(response.headers);
     delete resultHeaders['content-length'];
     return { kind: 'response', result: { status: response.status, headers: resultHeaders, body }, durationMs: performance.now() - started };
   } catch (err) {
     const error = toSluiceError(signal.aborted && signal.reason instanceof SluiceError ? signal.reason : err);
     plan.trace.afterUpstream({ errorCode: error.code });
-    env.onBackendOutcome?.(lease.server.url, { errorCode: error.code });
     return { kind: 'error', error, durationMs: performance.now() - started };
   } finally {
     clearTimeout(timer);

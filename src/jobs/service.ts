@@ -10,7 +10,7 @@ import { SluiceError } from '../errors.js';
 import type { HeaderMap } from '../http/headers.js';
 import type { SlotQueue } from '../slots/slot-queue.js';
 import { NO_JOB_TRACING, type JobTracer } from '../telemetry/job-tracing.js';
-import type { BackendPools } from '../upstream/backend-pools.js';
+import type { UpstreamEnv } from '../upstream/call-upstream.js';
 import { LiveJobs } from './live-jobs.js';
 import type { AttemptEnv } from './attempt.js';
 import { MemoryJobStore } from './memory-store.js';
@@ -28,14 +28,14 @@ export const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{32}$/;
 export interface JobServiceOptions {
   readonly config: CompiledConfig;
   readonly queue: SlotQueue;
-  readonly pools: BackendPools;
+  /** How its attempts call the backend (upstream/call-upstream.ts). */
+  readonly upstream: UpstreamEnv;
   readonly via: string;
   /** Submission and attempt spans; no-ops by default. */
   readonly tracer?: JobTracer;
   readonly warn?: (message: string, err?: unknown) => void;
   readonly now?: () => number;
-  /** Told how each attempt's backend call went (see AttemptEnv). */
-  readonly onBackendOutcome?: AttemptEnv['onBackendOutcome'];
+
 }
 
 export interface Submission {
@@ -89,7 +89,7 @@ export class JobService {
     this.runner = new JobRunner({
       config: options.config,
       queue: options.queue,
-      attemptEnv: { pools: options.pools, via: options.via, limits: raw.limits, onBackendOutcome: options.onBackendOutcome },
+      attemptEnv: { upstream: options.upstream, via: options.via, limits: raw.limits },
       store: () => this.openStore(),
       tracer: this.tracer,
       onChange: (id) => this.notify(id),

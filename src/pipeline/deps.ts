@@ -2,6 +2,7 @@
 import type { CompiledConfig, CompiledRoute } from '../config/compile.js';
 import type { SlotQueue } from '../slots/slot-queue.js';
 import type { BackendPools } from '../upstream/backend-pools.js';
+import type { UpstreamEnv } from '../upstream/call-upstream.js';
 import type { RequestContext } from './context.js';
 import type { HeaderMap } from '../http/headers.js';
 import type { ForwardingPolicy } from '../http/forwarded.js';
@@ -36,6 +37,8 @@ export interface PipelineDeps {
   readonly config: CompiledConfig;
   readonly queue: SlotQueue;
   readonly pools: BackendPools;
+  /** How every backend call is made and its outcome reported (call-upstream.ts). */
+  readonly upstream: UpstreamEnv;
   readonly observers: readonly RequestObserver[];
   /** Present when tracing is on; used by prepareUpstream. */
   readonly traceContext?: UpstreamTraceContext;

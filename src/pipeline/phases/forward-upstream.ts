@@ -1,7 +1,8 @@
-// Calls the backend on the leased server. In buffered mode the slot is released as soon as
-// the response body is in Sluice's hands; with stream_response it is released only when the
-// client has the whole body (the finalizer), which is why streaming is opt-in per route.
-import { callBackend } from '../../upstream/forward.js';
+// Calls the backend on the leased server (src/upstream/call-upstream.ts). In buffered mode
+// the slot is released as soon as the response body is in Sluice's hands; with
+// stream_response it is released only when the client has the whole body (acquireSlot's
+// finalizer), which is why streaming is opt-in per route.
+import { callUpstream } from '../../upstream/call-upstream.js';
 import type { RequestContext } from '../context.js';
 import type { PipelineDeps, UpstreamOutcome } from '../deps.js';
 import type { PhaseResult } from './phase.js';
@@ -29,10 +30,10 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
   const remaining = Math.max(1, ctx.deadlineAt - performance.now());
   const started = performance.now();
   try {
-    ctx.response = await callBackend(deps.pools.forServer(lease.server.url), {
+    ctx.response = await callUpstream(deps.upstream, lease, {
       serviceKey: route.name,
       method: ctx.method,
-      path: deps.pools.basePath(lease.server.url) + ctx.pathname + ctx.search,
+      target: ctx.pathname + ctx.search,
       headers: ctx.upstreamHeaders!,
       body: ctx.body,
       signal: ctx.work.signal,
@@ -42,19 +43,12 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
       buffer: { memoryLimit: limits.memory_buffer, maxBytes: limits.max_response, tempDir: limits.temp_dir },
       onInterim: (status, interim) => passInterim(ctx, status, interim),
     });
-    const durationMs = performance.now() - started;
-    notifyUpstream(deps, ctx, { status: ctx.response.status, durationMs });
-    deps.queue.health.record(lease.server.url, false);
+    notifyUpstream(deps, ctx, { status: ctx.response.status, durationMs: performance.now() - started });
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    // Only connect errors say the server is down; a timeout or reset may be one slow request.
-    if (code === 'upstream_connect_failed' || code === 'connect_timeout') deps.queue.health.record(lease.server.url, true, code);
-    const durationMs = performance.now() - started;
-    notifyUpstream(deps, ctx, { errorCode: (err as { code?: string }).code ?? 'internal', durationMs });
+    notifyUpstream(deps, ctx, { errorCode: (err as { code?: string }).code ?? 'internal', durationMs: performance.now() - started });
     throw err;
   } finally {
     ctx.timings.upstreamMs += performance.now() - started;
-    if (!route.streamResponse) lease.release();
   }
   return 'continue';
 }

@@ -5,8 +5,8 @@ import type { CacheEntry, CacheRequest, ResponseCache } from '../../cache/respon
 import { PRIORITY_CLASSES } from '../../config/schema.js';
 import type { BufferedBody } from '../../http/body-buffer.js';
 import type { HeaderMap } from '../../http/headers.js';
-import { callBackend } from '../../upstream/forward.js';
-import type { ProxyResponse, RequestContext } from '../context.js';
+import { callUpstream } from '../../upstream/call-upstream.js';
+import type { RequestContext } from '../context.js';
 import type { PipelineDeps } from '../deps.js';
 import { readPathHeaders } from './prepare-upstream.js';
 
@@ -34,18 +34,13 @@ async function refresh(ctx: RequestContext, deps: PipelineDeps, cache: ResponseC
     queueTimeoutMs: route.queueTimeoutMs,
     info: { requestId: `${ctx.id}:refresh`, method: 'GET', path },
   });
-  let response: ProxyResponse;
-  try {
-    response = await callBackend(deps.pools.forServer(lease.server.url), {
-      serviceKey: route.name,
-      method: 'GET', path: deps.pools.basePath(lease.server.url) + path, headers, body: undefined,
-      signal: AbortSignal.timeout(route.totalTimeoutMs),
-      headersTimeoutMs: route.timeouts.responseMs, bodyTimeoutMs: route.timeouts.bodyMs, stream: false,
-      buffer: { memoryLimit: limits.memory_buffer, maxBytes: limits.max_response, tempDir: limits.temp_dir },
-    });
-  } finally {
-    lease.release();
-  }
+  const response = await callUpstream(deps.upstream, lease, {
+    serviceKey: route.name,
+    method: 'GET', target: path, headers, body: undefined,
+    signal: AbortSignal.timeout(route.totalTimeoutMs),
+    headersTimeoutMs: route.timeouts.responseMs, bodyTimeoutMs: route.timeouts.bodyMs, stream: false,
+    buffer: { memoryLimit: limits.memory_buffer, maxBytes: limits.max_response, tempDir: limits.temp_dir },
+  });
   const body = response.body as BufferedBody;
   try {
     if (response.status === 304) cache.revalidated(request, entry, response.headers, route.cache);
