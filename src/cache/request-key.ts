@@ -49,6 +49,13 @@ export function readKey(id: ReadIdentity): string {
   return [id.method, id.host ?? '', id.target, id.headers, id.body ?? ''].join(' ');
 }
 
+/** The request headers a response varies on (its Vary field names, lower-case); `*` included as it is. */
+export function varyFields(headers: Readonly<Record<string, string | string[] | undefined>>): string[] {
+  const vary = headers['vary'];
+  if (vary === undefined) return [];
+  return [vary].flat().join(',').split(',').map((f) => f.trim().toLowerCase()).filter((f) => f.length > 0);
+}
+
 /**
  * Headers whose list members are compared as a set, case-insensitively: a different
  * order, case or spacing of the same preferences does not make another variant.

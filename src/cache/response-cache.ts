@@ -15,8 +15,8 @@ import type { ErrorCode } from '../errors.js';
 import type { CacheStatus } from './cache-status.js';
 import type { BufferedBody } from '../http/body-buffer.js';
 import type { HeaderMap } from '../http/headers.js';
-import { admit, neverStored, policyHeaders, type CacheRules, type RouteRules } from './admission.js';
-import { selectingDigest } from './request-key.js';
+import { admit, neverStored, type CacheRules, type RouteRules } from './admission.js';
+import { selectingDigest, varyFields } from './request-key.js';
 import { weakMatch } from './etag.js';
 
 type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
@@ -333,12 +333,6 @@ export class ResponseCache {
 
 /** Headers whose stored values describe the stored body, so a 304 never replaces them. */
 const KEEP_ON_REVALIDATION = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'content-range', 'set-cookie']);
-
-function varyFields(headers: HeaderMap): string[] {
-  const vary = policyHeaders(headers)['vary'];
-  if (!vary) return [];
-  return vary.split(',').map((f) => f.trim().toLowerCase()).filter((f) => f.length > 0);
-}
 
 function plainFreshnessOf(policy: CachePolicy): PlainFreshness | undefined {
   const stored = policy.toObject() as { t: number; rescc: Record<string, unknown> };

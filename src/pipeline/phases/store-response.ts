@@ -19,7 +19,7 @@
 import { formatCacheStatus, type CacheStatusParams } from '../../cache/cache-status.js';
 import { clientAnswer } from '../../cache/conditional.js';
 import { wholeRepresentation } from '../../cache/range.js';
-import { normalizedTarget } from '../../cache/request-key.js';
+import { normalizedTarget, varyFields } from '../../cache/request-key.js';
 import { resourceOf, type ResponseCache } from '../../cache/response-cache.js';
 import { SharedBody } from '../../coalesce/shared-answer.js';
 import { BufferedBody } from '../../http/body-buffer.js';
@@ -126,11 +126,4 @@ export function publish(ctx: RequestContext, response: BufferedResponse, params:
     owner.retain(delivered);
   }
   ctx.response = clientAnswer(ctx.req.headers, ctx.method, response);
-}
-
-
-function varyFields(headers: HeaderMap): string[] {
-  const vary = headers['vary'];
-  if (vary === undefined) return [];
-  return [vary].flat().join(',').split(',').map((f) => f.trim().toLowerCase()).filter((f) => f.length > 0);
 }
