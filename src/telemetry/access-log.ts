@@ -11,6 +11,8 @@ export type LoggingConfig = SluiceConfig['logging'];
 
 export interface LogSink {
   readonly logger: Logger;
+  /** Writes one finished line (JSON and its newline) to the same destination, past pino. */
+  writeLine(line: string): void;
   /** Writes out what is buffered; called on shutdown so no line is lost at exit. */
   flush(): void;
   close(): void;
@@ -31,6 +33,9 @@ export function createLogSink(config: LoggingConfig): LogSink {
   let closed = false;
   return {
     logger,
+    writeLine(line) {
+      destination.write(line);
+    },
     flush() {
       if (closed) return;
       try {
@@ -54,13 +59,19 @@ function fdOrPath(destination: string): number | string {
   return destination;
 }
 
+/**
+ * One line per request, in exactly the shape pino writes (`level`, `time`, the fields,
+ * `msg`), serialized with one JSON.stringify instead of pino's per-field loop: on a cache
+ * hit the line cost more than the rest of Sluice's telemetry together.
+ */
 export class AccessLog {
-  constructor(private readonly logger: Logger) {}
+  constructor(private readonly logger: Logger, private readonly writeLine: (line: string) => void) {}
 
   /** `traceId`: ours, or the client's when tracing is off. */
   write(ctx: RequestContext, traceId: string | undefined): void {
     if (!this.logger.isLevelEnabled('info')) return;
-    this.logger.info(accessLine(ctx, traceId), 'request');
+    const line = { level: 'info', time: new Date().toISOString(), ...accessLine(ctx, traceId), msg: 'request' };
+    this.writeLine(`${JSON.stringify(line)}\n`);
   }
 }
 

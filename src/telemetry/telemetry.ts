@@ -37,7 +37,7 @@ export class Telemetry {
     const observer = this.tracing ? new TracingObserver(this.tracing.tracer) : undefined;
     this.traceContext = observer;
     this.jobs = this.tracing && observer ? new OtelJobTracer(this.tracing.tracer, (ctx) => observer.contextOf(ctx)) : NO_JOB_TRACING;
-    const accessLog = config.logging.access_log && config.logging.level !== 'silent' ? new AccessLog(this.logger) : undefined;
+    const accessLog = config.logging.access_log && config.logging.level !== 'silent' ? new AccessLog(this.logger, (line) => this.sink.writeLine(line)) : undefined;
     const observers: RequestObserver[] = [this.metrics, this.live];
     if (observer) observers.push(observer);
     if (observer || accessLog) {
