@@ -2,16 +2,14 @@
 // either continues or has produced the answer; any phase may throw a SluiceError, which
 // `onError` may still turn into an answer (a stale copy) and otherwise becomes the answer.
 // `respond` and `log` always run, and finalizers always run once.
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SluiceError, toSluiceError } from '../errors.js';
-import { firstHeader } from '../http/headers.js';
-import { normalizeTarget, type NormalizedTarget } from '../routing/normalize-path.js';
+import { normalizeTarget } from '../routing/normalize-path.js';
 import { headProblem } from '../http/connection-guard.js';
 import { writeError, writeResponse } from '../http/respond.js';
 import type { PhaseName, RequestContext } from './context.js';
 import type { PipelineDeps, RequestObserver } from './deps.js';
-import { RequestWork } from './request-work.js';
+import { receive } from './receive.js';
 import { acquireSlot } from './phases/acquire-slot.js';
 import { admit, jobResource } from './phases/admit.js';
 import { forwardUpstream } from './phases/forward-upstream.js';
@@ -40,8 +38,6 @@ const PHASES: ReadonlyArray<readonly [PhaseName, Phase]> = [
 
 /** Requests under jobs.prefix are Sluice's own job resources: no route, no backend. */
 const JOB_RESOURCE_PHASES: ReadonlyArray<readonly [PhaseName, Phase]> = [['jobResource', jobResource]];
-
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps, expectsContinue = false, connectionClosed?: AbortSignal): Promise<void> {
   const target = normalizeTarget(req.url ?? '/', deps.config.raw.http.ambiguous_paths);
@@ -74,7 +70,8 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
   await respond(ctx, deps);
   for (const finalize of ctx.finalizers.reverse()) {
     try {
-      await finalize(ctx);
+      const pending = finalize(ctx);
+      if (pending) await pending;
     } catch {
       // A failing clean-up must not stop the others; the request is already answered.
     }
@@ -94,43 +91,6 @@ function observe(deps: PipelineDeps, call: (observer: RequestObserver) => void):
       // Deliberately ignored: see above.
     }
   }
-}
-
-function receive(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, deps: PipelineDeps, target: NormalizedTarget | undefined, connectionClosed: AbortSignal | undefined): RequestContext {
-  const work = new RequestWork();
-  // The client is gone if its connection closes before the response has been fully written.
-  const gone = () => {
-    if (!res.writableFinished) work.clientLeft();
-  };
-  res.once('close', gone);
-  if (connectionClosed) {
-    if (connectionClosed.aborted) gone();
-    connectionClosed.addEventListener('abort', gone, { once: true });
-    res.once('finish', () => connectionClosed.removeEventListener('abort', gone));
-  }
-  const offered = firstHeader(req.headers['x-request-id']);
-  const startedAt = performance.now();
-  return {
-    id: offered && REQUEST_ID_PATTERN.test(offered) ? offered : randomUUID(),
-    req, res, startedAt, startedAtEpochMs: Date.now(),
-    method: (req.method ?? 'GET').toUpperCase(),
-    pathname: target?.path ?? '/',
-    matchPath: target?.matchPath ?? '/',
-    search: target?.search ?? '',
-    peer: deps.forwarding.peer(req.socket.remoteAddress, req.headers),
-    expectsContinue,
-    work,
-    route: undefined,
-    deadlineAt: startedAt + 60_000,
-    body: undefined, jobPreference: undefined, lease: undefined, upstreamHeaders: undefined, response: undefined, error: undefined, backendServer: undefined,
-    cacheStatus: undefined, cacheStatusDetail: undefined, coalesceRole: undefined, jobId: undefined,
-    cacheLookup: undefined, leadership: undefined,
-    timings: { queueMs: 0, upstreamMs: 0, readBodyMs: 0, coalesceWaitMs: 0, jobWaitMs: 0 },
-    phases: [{ name: 'receive', startMs: startedAt, endMs: startedAt }],
-    finalizers: [],
-    bytesSent: 0,
-    annotations: {},
-  };
 }
 
 async function respond(ctx: RequestContext, deps: PipelineDeps): Promise<void> {
