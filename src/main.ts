@@ -107,10 +107,9 @@ export async function startCommand(flags: StartFlags): Promise<void> {
  * grow to a multiple of it (plus a 32 MiB young generation) before collecting: 10,000 idle
  * clients cost ~280 MiB RSS that way and ~150 MiB with --optimize-for-size, at no measurable
  * throughput cost. The gateway's own work is small per request, so it takes the small
- * heap; an operator who sets the flag either way (node argv or NODE_OPTIONS) keeps theirs.
+ * heap; an operator who sets the flag either way on node's command line keeps theirs.
  */
 function preferSmallHeap(): void {
-  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ');
-  if (/optimize[-_]for[-_]size/.test(given)) return;
+  if (process.execArgv.some((arg) => /optimize[-_]for[-_]size/.test(arg))) return;
   setFlagsFromString('--optimize-for-size');
 }
