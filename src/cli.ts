@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `sluice` command. Parses argv only; each subcommand lives in its own module.
+import './heap-policy.js';
 import { parseArgs } from 'node:util';
 import { compileConfig } from './config/compile.js';
 import { ConfigError, loadConfigFile } from './config/load.js';

@@ -2,7 +2,6 @@
 // SIGTERM/SIGINT (a second signal exits at once). SIGHUP (or POST /reload on the admin
 // server) re-reads the file: a valid config applies to new requests, an invalid one is
 // reported as file:line:col and the running one stays. SIGHUP never kills the gateway.
-import { setFlagsFromString } from 'node:v8';
 import { compileConfig } from './config/compile.js';
 import { ConfigError, loadConfigFile, parseConfigObject } from './config/load.js';
 import type { SluiceConfig } from './config/schema.js';
@@ -56,7 +55,6 @@ export async function startCommand(flags: StartFlags): Promise<void> {
     }
     throw err;
   }
-  preferSmallHeap();
   // The same file and flags as at start; without a file there is nothing to re-read.
   const reloadSource = flags.config ? () => resolveConfig(flags, process.env) : undefined;
   const app = createApp(compileConfig(config), [], { reloadSource });
@@ -100,16 +98,4 @@ export async function startCommand(flags: StartFlags): Promise<void> {
   });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-}
-
-/**
- * Held idle keep-alive connections are live heap, and V8's default policy lets the heap
- * grow to a multiple of it (plus a 32 MiB young generation) before collecting: 10,000 idle
- * clients cost ~280 MiB RSS that way and ~150 MiB with --optimize-for-size, at no measurable
- * throughput cost. The gateway's own work is small per request, so it takes the small
- * heap; an operator who sets the flag either way on node's command line keeps theirs.
- */
-function preferSmallHeap(): void {
-  if (process.execArgv.some((arg) => /optimize[-_]for[-_]size/.test(arg))) return;
-  setFlagsFromString('--optimize-for-size');
 }
