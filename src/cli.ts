@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The `sluice` command. Parses argv only; each subcommand lives in its own module.
+import './heap-policy.js';
 import { parseArgs } from 'node:util';
 import { compileConfig } from './config/compile.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
-import { startCommand } from './main.js';
 
 const HELP = `sluice - a gateway for slow synchronous backends
 
@@ -73,7 +73,8 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write('sluice 0.1.0\n');
       return;
     case 'start':
-      return startCommand(parseStartFlags(rest));
+      // Loaded after heap-policy.js has set the heap flags, so the app's modules load under them.
+      return (await import('./main.js')).startCommand(parseStartFlags(rest));
     case 'check':
       return checkCommand(rest);
     case 'backend': {

@@ -20,7 +20,8 @@ export interface ConnectionLimits {
   readonly exempt: (address: string) => boolean;
 }
 
-interface ConnectionState {
+/** What a connection holds while requests of it are in progress; an idle connection holds none. */
+interface BusyState {
   active: number;
   readonly held: Array<() => void>;
   /** Aborted when the socket closes. */
@@ -30,49 +31,57 @@ interface ConnectionState {
 
 export type StartRequest = (connectionClosed: AbortSignal) => Promise<void>;
 
+/**
+ * Memory contract (thousands of idle keep-alive clients must stay cheap): an idle connection
+ * costs Sluice nothing beyond node's own socket. Busy state (an AbortController, the held
+ * queue, one shared 'close' listener) exists only from a request's start until the last
+ * request of the connection has finished; per-client counting adds one shared 'close'
+ * listener and one Map entry per counted peer address, removed with its last socket.
+ */
 export class ConnectionGuard {
-  private readonly states = new WeakMap<Socket, ConnectionState>();
+  private readonly busy = new WeakMap<Socket, BusyState>();
   private readonly perClient = new Map<string, number>();
+  /** Shared by every socket (called with the socket as `this`): no closure per connection. */
+  private readonly onBusyClose: (this: Socket) => void;
+  private readonly onCountedClose: (this: Socket) => void;
 
-  constructor(private readonly limits: ConnectionLimits) {}
+  constructor(private readonly limits: ConnectionLimits) {
+    const guard = this;
+    this.onBusyClose = function onBusyClose(this: Socket) { guard.closeBusy(this); };
+    this.onCountedClose = function onCountedClose(this: Socket) { guard.uncount(peerOf(this)); };
+  }
 
   /** Call on 'connection'; refuses (429, closed) a client over its connection limit. */
   accept(socket: Socket): void {
-    const closed = new AbortController();
-    // One listener per request in progress on this connection, at most pipeline_depth.
-    setMaxListeners(this.limits.pipelineDepth + 10, closed.signal);
-    const state: ConnectionState = { active: 0, held: [], closed, pausedByUs: false };
-    this.states.set(socket, state);
-    const address = plainAddress(socket.remoteAddress ?? 'unknown');
-    const counted = this.limits.perClientConnections > 0 && !this.limits.exempt(address);
-    if (counted) {
-      const open = (this.perClient.get(address) ?? 0) + 1;
-      this.perClient.set(address, open);
-      if (open > this.limits.perClientConnections) {
-        closed.abort(new SluiceError('client_limit'));
-        refuse(socket, this.limits.perClientConnections);
-      }
+    if (this.limits.perClientConnections <= 0) return;
+    const address = peerOf(socket);
+    if (this.limits.exempt(address)) return;
+    const open = (this.perClient.get(address) ?? 0) + 1;
+    this.perClient.set(address, open);
+    socket.on('close', this.onCountedClose);
+    if (open > this.limits.perClientConnections) {
+      // Requests already parsed from a refused connection are never started.
+      const state = this.startBusy(socket);
+      state.closed.abort(new SluiceError('client_limit'));
+      refuse(socket, this.limits.perClientConnections);
     }
-    socket.once('close', () => {
-      state.held.length = 0;
-      closed.abort(new SluiceError('client_closed', 'connection closed'));
-      if (counted) {
-        const left = (this.perClient.get(address) ?? 1) - 1;
-        if (left <= 0) this.perClient.delete(address);
-        else this.perClient.set(address, left);
-      }
-    });
+  }
+
+  /** Connections counted against `address` now (per_client.max_connections). */
+  connectionsOf(address: string): number {
+    return this.perClient.get(address) ?? 0;
+  }
+
+  /** Peer addresses with at least one counted connection. */
+  get countedClients(): number {
+    return this.perClient.size;
   }
 
   /** Runs `start` now, or once an earlier request of the same connection has finished. */
   run(req: IncomingMessage, start: StartRequest): void {
     const socket = req.socket;
-    let state = this.states.get(socket);
-    if (!state) {
-      this.accept(socket);
-      state = this.states.get(socket)!;
-    }
-    const s = state;
+    const s = this.busy.get(socket) ?? (socket.destroyed ? undefined : this.startBusy(socket));
+    if (!s || s.closed.signal.aborted) return;
     const begin = () => {
       s.active++;
       start(s.closed.signal).finally(() => {
@@ -83,9 +92,9 @@ export class ConnectionGuard {
           s.pausedByUs = false;
           socket.resume();
         }
+        if (s.active === 0 && s.held.length === 0) this.endBusy(socket, s);
       });
     };
-    if (s.closed.signal.aborted) return;
     if (s.active < this.limits.pipelineDepth) {
       begin();
       return;
@@ -96,6 +105,44 @@ export class ConnectionGuard {
       socket.pause();
     }
   }
+
+  private startBusy(socket: Socket): BusyState {
+    const closed = new AbortController();
+    // One listener per request in progress on this connection, at most pipeline_depth.
+    setMaxListeners(this.limits.pipelineDepth + 10, closed.signal);
+    const state: BusyState = { active: 0, held: [], closed, pausedByUs: false };
+    this.busy.set(socket, state);
+    socket.on('close', this.onBusyClose);
+    return state;
+  }
+
+  /** The connection is idle again: it keeps nothing of its requests. */
+  private endBusy(socket: Socket, state: BusyState): void {
+    if (this.busy.get(socket) !== state) return;
+    // A refused or closed connection keeps its aborted state, so a late request is not started.
+    if (state.closed.signal.aborted) return;
+    this.busy.delete(socket);
+    socket.removeListener('close', this.onBusyClose);
+  }
+
+  private closeBusy(socket: Socket): void {
+    const state = this.busy.get(socket);
+    if (!state) return;
+    this.busy.delete(socket);
+    state.held.length = 0;
+    state.closed.abort(new SluiceError('client_closed', 'connection closed'));
+  }
+
+  private uncount(address: string): void {
+    const left = (this.perClient.get(address) ?? 1) - 1;
+    if (left <= 0) this.perClient.delete(address);
+    else this.perClient.set(address, left);
+  }
+}
+
+/** node caches the peer address on the socket at first read, so it is still there after close. */
+function peerOf(socket: Socket): string {
+  return plainAddress(socket.remoteAddress ?? 'unknown');
 }
 
 function refuse(socket: Socket, limit: number): void {

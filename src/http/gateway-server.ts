@@ -10,11 +10,17 @@ import { errorBody, SluiceError } from '../errors.js';
 import type { SluiceConfig } from '../config/schema.js';
 import { ConnectionGuard } from './connection-guard.js';
 
-/** `connectionClosed` aborts when the client's connection closes, even before this request's turn to answer. */
+/**
+ * `connectionClosed` aborts when the client's connection closes while this request is in
+ * progress, even before its turn to answer. It is shared by the requests of one connection
+ * that are in progress together, and exists only while one is: an idle connection has none.
+ */
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, connectionClosed: AbortSignal) => Promise<void>;
 
 export class GatewayServer {
   readonly server: Server;
+  /** Connection, per-client and pipelining limits; an idle connection holds nothing in it. */
+  readonly guard: ConnectionGuard;
   private active = 0;
   private idleWaiters: Array<() => void> = [];
 
@@ -34,7 +40,7 @@ export class GatewayServer {
     this.server.maxHeadersCount = 0;
     // Over it, node:http closes new connections at once; those already open keep working.
     this.server.maxConnections = limits.max_connections;
-    const guard = new ConnectionGuard({
+    const guard = this.guard = new ConnectionGuard({
       pipelineDepth: limits.pipeline_depth,
       perClientConnections: limits.per_client.max_connections,
       exempt: exemptFromClientLimits,
