@@ -13,6 +13,7 @@ const COLORS: Record<SystemName, [string, string, string]> = {
   direct: ['#f4a582', '#d6604d', '#b2182b'],
   sluice: ['#92c5de', '#4393c3', '#2166ac'],
   'sluice-traced': ['#c2a5cf', '#9970ab', '#762a83'],
+  'sluice-compact': ['#a6dba0', '#5aae61', '#1b7837'],
   'node-http': ['#d9d9d9', '#969696', '#525252'],
   'node-proxy': ['#fdd0a2', '#fd8d3c', '#a63603'],
 };

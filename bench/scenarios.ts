@@ -5,7 +5,8 @@ import type { ClosedLoopSpec, IdleConnSpec, OpenLoopSpec, SlowUploadSpec } from 
  * where it goes (straight to the backend, or through Sluice) and what to measure.
  */
 
-export type SystemName = 'direct' | 'sluice' | 'sluice-traced' | 'node-http' | 'node-proxy';
+/** `sluice-compact`: Sluice started with --compact-heap (S5: what idle connections cost with the small-heap policy). */
+export type SystemName = 'direct' | 'sluice' | 'sluice-traced' | 'sluice-compact' | 'node-http' | 'node-proxy';
 export type Mode = 'full' | 'quick';
 export type ScenarioId = 'S1' | 'S2' | 'S2b' | 'S3' | 'S4' | 'S5' | 'S6';
 
@@ -147,8 +148,9 @@ const S5: Scenario = {
   id: 'S5',
   title: 'idle connections',
   load: (m) =>
-    pick(m, '10,000 keep-alive connections, each GET /health every 10 s for 20 s', '1,000 keep-alive connections, each GET /health every 2 s for 4 s'),
-  systems: ['direct', 'sluice'],
+    pick(m, '10,000 keep-alive connections, each GET /health every 10 s for 20 s', '1,000 keep-alive connections, each GET /health every 2 s for 4 s')
+    + '; Sluice at its defaults and with --compact-heap',
+  systems: ['direct', 'sluice', 'sluice-compact'],
   workloads: (mode) => [
     {
       kind: 'idle',

@@ -51,7 +51,7 @@ function stopAndClean(stop: () => Promise<void>, workDir: string): () => Promise
   };
 }
 
-async function startSluice(env: TargetEnv, system: 'sluice' | 'sluice-traced'): Promise<Target> {
+async function startSluice(env: TargetEnv, system: 'sluice' | 'sluice-traced' | 'sluice-compact'): Promise<Target> {
   let tracing: BenchTracing | undefined;
   if (system === 'sluice-traced') {
     if (!env.otlpEndpoint) throw new Error('sluice-traced needs an OTLP sink (otlpEndpoint)');
@@ -61,7 +61,7 @@ async function startSluice(env: TargetEnv, system: 'sluice' | 'sluice-traced'): 
   const child = await env.procs.spawnServer({
     name: system,
     nodeArgs: env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(env.cpuProfDir, system)}`] : [],
-    args: [env.cliPath, 'start', '--config', file, '--backend', env.backendUrl, '--slots', String(env.slots)],
+    args: [env.cliPath, 'start', '--config', file, '--backend', env.backendUrl, '--slots', String(env.slots), ...(system === 'sluice-compact' ? ['--compact-heap'] : [])],
     ready: /listening on (http:\/\/[^\s]+)/,
     alsoWaitFor: /admin on http:\/\//,
   }).catch((err: unknown) => {
@@ -108,6 +108,7 @@ export async function startTarget(system: SystemName, env: TargetEnv, baselinePa
       return { ...fromUrl('direct', env.backendUrl), stop: async () => undefined };
     case 'sluice':
     case 'sluice-traced':
+    case 'sluice-compact':
       return startSluice(env, system);
     case 'node-http':
       return startNodeHttp(env, baselinePath);
