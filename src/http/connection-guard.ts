@@ -9,9 +9,9 @@
 //   clients, so it is not counted).
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { setMaxListeners } from 'node:events';
 import { errorBody, SluiceError } from '../errors.js';
 import { plainAddress } from './cidr.js';
+import { ConnectionClosed } from './connection-closed.js';
 
 export interface ConnectionLimits {
   readonly pipelineDepth: number;
@@ -24,16 +24,16 @@ export interface ConnectionLimits {
 interface BusyState {
   active: number;
   readonly held: Array<() => void>;
-  /** Aborted when the socket closes. */
-  readonly closed: AbortController;
+  /** Closed when the socket closes. */
+  readonly closed: ConnectionClosed;
   pausedByUs: boolean;
 }
 
-export type StartRequest = (connectionClosed: AbortSignal) => Promise<void>;
+export type StartRequest = (connectionClosed: ConnectionClosed) => Promise<void>;
 
 /**
  * Memory contract (thousands of idle keep-alive clients must stay cheap): an idle connection
- * costs Sluice nothing beyond node's own socket. Busy state (an AbortController, the held
+ * costs Sluice nothing beyond node's own socket. Busy state (a ConnectionClosed, the held
  * queue, one shared 'close' listener) exists only from a request's start until the last
  * request of the connection has finished; per-client counting adds one shared 'close'
  * listener and one Map entry per counted peer address, removed with its last socket.
@@ -62,7 +62,7 @@ export class ConnectionGuard {
     if (open > this.limits.perClientConnections) {
       // Requests already parsed from a refused connection are never started.
       const state = this.startBusy(socket);
-      state.closed.abort(new SluiceError('client_limit'));
+      state.closed.close();
       refuse(socket, this.limits.perClientConnections);
     }
   }
@@ -81,10 +81,10 @@ export class ConnectionGuard {
   run(req: IncomingMessage, start: StartRequest): void {
     const socket = req.socket;
     const s = this.busy.get(socket) ?? (socket.destroyed ? undefined : this.startBusy(socket));
-    if (!s || s.closed.signal.aborted) return;
+    if (!s || s.closed.closed) return;
     const begin = () => {
       s.active++;
-      start(s.closed.signal).finally(() => {
+      start(s.closed).finally(() => {
         s.active--;
         const next = s.held.shift();
         if (next) next();
@@ -107,10 +107,7 @@ export class ConnectionGuard {
   }
 
   private startBusy(socket: Socket): BusyState {
-    const closed = new AbortController();
-    // One listener per request in progress on this connection, at most pipeline_depth.
-    setMaxListeners(this.limits.pipelineDepth + 10, closed.signal);
-    const state: BusyState = { active: 0, held: [], closed, pausedByUs: false };
+    const state: BusyState = { active: 0, held: [], closed: new ConnectionClosed(), pausedByUs: false };
     this.busy.set(socket, state);
     socket.on('close', this.onBusyClose);
     return state;
@@ -120,7 +117,7 @@ export class ConnectionGuard {
   private endBusy(socket: Socket, state: BusyState): void {
     if (this.busy.get(socket) !== state) return;
     // A refused or closed connection keeps its aborted state, so a late request is not started.
-    if (state.closed.signal.aborted) return;
+    if (state.closed.closed) return;
     this.busy.delete(socket);
     socket.removeListener('close', this.onBusyClose);
   }
@@ -130,7 +127,7 @@ export class ConnectionGuard {
     if (!state) return;
     this.busy.delete(socket);
     state.held.length = 0;
-    state.closed.abort(new SluiceError('client_closed', 'connection closed'));
+    state.closed.close();
   }
 
   private uncount(address: string): void {

@@ -9,13 +9,14 @@ import { randomUUID } from 'node:crypto';
 import { errorBody, SluiceError } from '../errors.js';
 import type { SluiceConfig } from '../config/schema.js';
 import { ConnectionGuard } from './connection-guard.js';
+import type { ConnectionClosed } from './connection-closed.js';
 
 /**
  * `connectionClosed` aborts when the client's connection closes while this request is in
  * progress, even before its turn to answer. It is shared by the requests of one connection
  * that are in progress together, and exists only while one is: an idle connection has none.
  */
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, connectionClosed: AbortSignal) => Promise<void>;
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, connectionClosed: ConnectionClosed) => Promise<void>;
 
 export class GatewayServer {
   readonly server: Server;

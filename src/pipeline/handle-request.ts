@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SluiceError, toSluiceError } from '../errors.js';
 import { normalizeTarget } from '../routing/normalize-path.js';
 import { headProblem } from '../http/connection-guard.js';
+import type { ConnectionClosed } from '../http/connection-closed.js';
 import { writeError, writeResponse } from '../http/respond.js';
 import type { PhaseName, RequestContext } from './context.js';
 import type { PipelineDeps, RequestObserver } from './deps.js';
@@ -39,7 +40,7 @@ const PHASES: ReadonlyArray<readonly [PhaseName, Phase]> = [
 /** Requests under jobs.prefix are Sluice's own job resources: no route, no backend. */
 const JOB_RESOURCE_PHASES: ReadonlyArray<readonly [PhaseName, Phase]> = [['jobResource', jobResource]];
 
-export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps, expectsContinue = false, connectionClosed?: AbortSignal): Promise<void> {
+export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps, expectsContinue = false, connectionClosed?: ConnectionClosed): Promise<void> {
   const target = normalizeTarget(req.url ?? '/', deps.config.raw.http.ambiguous_paths);
   const ctx = receive(req, res, expectsContinue, deps, 'error' in target ? undefined : target, connectionClosed);
   observe(deps, (o) => o.onStart?.(ctx));

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { firstHeader } from '../http/headers.js';
+import type { ConnectionClosed } from '../http/connection-closed.js';
 import type { NormalizedTarget } from '../routing/normalize-path.js';
 import type { RequestContext } from './context.js';
 import type { PipelineDeps } from './deps.js';
@@ -13,18 +14,14 @@ import { RequestWork } from './request-work.js';
 
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function receive(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, deps: PipelineDeps, target: NormalizedTarget | undefined, connectionClosed: AbortSignal | undefined): RequestContext {
+export function receive(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, deps: PipelineDeps, target: NormalizedTarget | undefined, connectionClosed: ConnectionClosed | undefined): RequestContext {
   const work = new RequestWork();
   // The client is gone if its connection closes before the response has been fully written.
   const gone = () => {
     if (!res.writableFinished) work.clientLeft();
   };
   res.once('close', gone);
-  if (connectionClosed) {
-    if (connectionClosed.aborted) gone();
-    connectionClosed.addEventListener('abort', gone, { once: true });
-    res.once('finish', () => connectionClosed.removeEventListener('abort', gone));
-  }
+  const unsubscribe = connectionClosed?.subscribe(gone);
   const offered = firstHeader(req.headers['x-request-id']);
   const startedAt = performance.now();
   return {
@@ -44,7 +41,8 @@ export function receive(req: IncomingMessage, res: ServerResponse, expectsContin
     cacheLookup: undefined, leadership: undefined,
     timings: { queueMs: 0, upstreamMs: 0, readBodyMs: 0, coalesceWaitMs: 0, jobWaitMs: 0 },
     phases: [{ name: 'receive', startMs: startedAt, endMs: startedAt }],
-    finalizers: [],
+    // The connection outlives the request: its close no longer concerns this one once answered.
+    finalizers: unsubscribe ? [unsubscribe] : [],
     bytesSent: 0,
     annotations: {},
   };
