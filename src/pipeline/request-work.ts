@@ -66,10 +66,6 @@ export class RequestWork {
     this.controller?.abort(reason);
   }
 
-  get aborted(): boolean {
-    return this.controller?.signal.aborted ?? false;
-  }
-
   /** Clears the deadline timer; called once the request is answered. */
   dispose(): void {
     clearTimeout(this.timer);
