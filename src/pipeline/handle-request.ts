@@ -9,7 +9,8 @@ import { headProblem } from '../http/connection-guard.js';
 import type { ConnectionClosed } from '../http/connection-closed.js';
 import { writeError, writeResponse } from '../http/respond.js';
 import type { PhaseName, RequestContext } from './context.js';
-import type { PipelineDeps, RequestObserver } from './deps.js';
+import type { PipelineDeps } from './deps.js';
+import { observe } from './observe.js';
 import { receive } from './receive.js';
 import { acquireSlot } from './phases/acquire-slot.js';
 import { admit, jobResource } from './phases/admit.js';
@@ -43,7 +44,7 @@ const JOB_RESOURCE_PHASES: ReadonlyArray<readonly [PhaseName, Phase]> = [['jobRe
 export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps, expectsContinue = false, connectionClosed?: ConnectionClosed): Promise<void> {
   const target = normalizeTarget(req.url ?? '/', deps.config.raw.http.ambiguous_paths);
   const ctx = receive(req, res, expectsContinue, deps, 'error' in target ? undefined : target, connectionClosed);
-  observe(deps, (o) => o.onStart?.(ctx));
+  observe(deps.observers, (o) => o.onStart?.(ctx));
   try {
     if ('error' in target) throw new SluiceError('bad_path', target.error);
     const refused = headProblem(req, deps.config.raw.limits.max_header_count);
@@ -79,19 +80,8 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
   }
   const log = { name: 'log' as const, startMs: performance.now(), endMs: 0 };
   ctx.phases.push(log);
-  observe(deps, (o) => o.onDone?.(ctx));
+  observe(deps.observers, (o) => o.onDone?.(ctx));
   log.endMs = performance.now();
-}
-
-/** Observers read; one that throws is a bug in the observer and must not cost the request its answer. */
-function observe(deps: PipelineDeps, call: (observer: RequestObserver) => void): void {
-  for (const observer of deps.observers) {
-    try {
-      call(observer);
-    } catch {
-      // Deliberately ignored: see above.
-    }
-  }
 }
 
 async function respond(ctx: RequestContext, deps: PipelineDeps): Promise<void> {

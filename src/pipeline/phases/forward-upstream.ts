@@ -4,7 +4,8 @@
 // finalizer), which is why streaming is opt-in per route.
 import { callUpstream } from '../../upstream/call-upstream.js';
 import type { RequestContext } from '../context.js';
-import type { PipelineDeps, UpstreamOutcome } from '../deps.js';
+import type { PipelineDeps } from '../deps.js';
+import { observe } from '../observe.js';
 import type { PhaseResult } from './phase.js';
 import type { HeaderMap } from '../../http/headers.js';
 import { endToEndHeaders } from '../../http/headers.js';
@@ -43,22 +44,14 @@ export async function forwardUpstream(ctx: RequestContext, deps: PipelineDeps): 
       buffer: { memoryLimit: limits.memory_buffer, maxBytes: limits.max_response, tempDir: limits.temp_dir },
       onInterim: (status, interim) => passInterim(ctx, status, interim),
     });
-    notifyUpstream(deps, ctx, { status: ctx.response.status, durationMs: performance.now() - started });
+    const outcome = { status: ctx.response.status, durationMs: performance.now() - started };
+    observe(deps.observers, (o) => o.afterUpstream?.(ctx, outcome));
   } catch (err) {
-    notifyUpstream(deps, ctx, { errorCode: (err as { code?: string }).code ?? 'internal', durationMs: performance.now() - started });
+    const outcome = { errorCode: (err as { code?: string }).code ?? 'internal', durationMs: performance.now() - started };
+    observe(deps.observers, (o) => o.afterUpstream?.(ctx, outcome));
     throw err;
   } finally {
     ctx.timings.upstreamMs += performance.now() - started;
   }
   return 'continue';
-}
-
-function notifyUpstream(deps: PipelineDeps, ctx: RequestContext, outcome: UpstreamOutcome): void {
-  for (const observer of deps.observers) {
-    try {
-      observer.afterUpstream?.(ctx, outcome);
-    } catch {
-      // An observer's bug must not fail the backend call (see deps.ts).
-    }
-  }
 }
