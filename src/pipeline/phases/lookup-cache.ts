@@ -33,8 +33,9 @@ export function lookupCache(ctx: RequestContext, deps: PipelineDeps): PhaseResul
   const cache = deps.cache;
   if (!cache || !cacheApplies(ctx)) return 'continue';
   const plan = ctx.route!.cacheKey;
-  if (plainRequest(ctx.req.headers, plan) && serveFreshHit(ctx, cache, deps.via, plan)) return 'respond';
-  const request = cacheRequestFor(ctx, plan);
+  const target = normalizedTarget(ctx.pathname, ctx.search);
+  if (plainRequest(ctx.req.headers, plan) && serveFreshHit(ctx, cache, deps.via, plan, target)) return 'respond';
+  const request = cacheRequestFor(ctx, plan, target);
   const directives = requestDirectives(request.view);
   const credentialed = unkeyedCredentials(plan, request.headers);
   if (credentialed && !directives['only-if-cached']) {
@@ -110,17 +111,18 @@ function headerList(headers: OutgoingHttpHeaders): string[] {
  * the Age value; the client-ready headers are built once per stored entry. Whatever this
  * cannot decide (variants, stale entries, conditionals beyond the plain 304) takes the full path.
  */
-function serveFreshHit(ctx: RequestContext, cache: ResponseCache, via: string, plan: CacheKeyPlan): boolean {
+function serveFreshHit(ctx: RequestContext, cache: ResponseCache, via: string, plan: CacheKeyPlan, target: string): boolean {
   const headers = ctx.req.headers;
-  const target = normalizedTarget(ctx.pathname, ctx.search);
   const key = readKey({ method: 'GET', host: headers.host, target, headers: headerDigest(headers, plan.headers) });
   const hit = cache.freshHit(key);
   if (!hit) return false;
   const { entry } = hit;
-  entry.clientHeaderList ??= headerList(clientResponseHeaders(withoutTargeted(entry.headers, cache.ownFields), via));
-  const response: ProxyResponse = { status: entry.status, headers: entry.headers, body: BufferedBody.fromBuffer(entry.body), clientHeaderList: entry.clientHeaderList, ageSec: Math.floor(hit.ageSec) };
-  const conditional = headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined;
-  ctx.response = conditional ? clientAnswer(headers, ctx.method, responseFrom(cache, entry, hit.ageSec)) : response;
+  if (headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined) {
+    ctx.response = clientAnswer(headers, ctx.method, responseFrom(cache, entry, hit.ageSec));
+  } else {
+    entry.clientHeaderList ??= headerList(clientResponseHeaders(withoutTargeted(entry.headers, cache.ownFields), via));
+    ctx.response = { status: entry.status, headers: entry.headers, body: BufferedBody.fromBuffer(entry.body), clientHeaderList: entry.clientHeaderList, ageSec: Math.floor(hit.ageSec) };
+  }
   ctx.cacheStatus = 'hit';
   ctx.cacheStatusDetail = `hit; ttl=${Math.floor(hit.ttlSec)}`;
   cache.count('hit');
@@ -156,8 +158,7 @@ export function withoutTargeted(headers: HeaderMap, fields: readonly string[]): 
   return out;
 }
 
-function cacheRequestFor(ctx: RequestContext, plan: CacheKeyPlan): CacheRequest {
-  const target = normalizedTarget(ctx.pathname, ctx.search);
+function cacheRequestFor(ctx: RequestContext, plan: CacheKeyPlan, target: string): CacheRequest {
   const headers = endToEndHeaders(ctx.req.headers);
   if (plan.cookie === 'ignored') delete headers['cookie'];
   const host = headers['host'] as string | undefined;
