@@ -46,11 +46,20 @@ function tenths(ms: number): number {
 }
 
 /** X-Request-Id, Server-Timing and Cache-Status: Sluice's own, replacing any the backend sent. */
+function commonFields(ctx: RequestContext, add: (name: string, value: string) => void): void {
+  add('x-request-id', ctx.id);
+  add('server-timing', serverTimingHeader(ctx));
+  if (ctx.cacheStatusDetail) add('cache-status', `sluice; ${ctx.cacheStatusDetail}`);
+}
+
 function setCommonHeaders(headers: OutgoingHttpHeaders, ctx: RequestContext): OutgoingHttpHeaders {
-  headers['x-request-id'] = ctx.id;
-  headers['server-timing'] = serverTimingHeader(ctx);
-  if (ctx.cacheStatusDetail) headers['cache-status'] = `sluice; ${ctx.cacheStatusDetail}`;
+  commonFields(ctx, (name, value) => { headers[name] = value; });
   return headers;
+}
+
+/** HEAD, 204, 304 and interim answers carry no body (RFC 9110 §6.4.1). */
+function isBodyless(method: string, status: number): boolean {
+  return method === 'HEAD' || BODYLESS_STATUSES.has(status) || (status >= 100 && status < 200);
 }
 
 export async function writeResponse(ctx: RequestContext, via: string): Promise<void> {
@@ -62,7 +71,7 @@ export async function writeResponse(ctx: RequestContext, via: string): Promise<v
   }
   const headers = clientResponseHeaders(response.headers, via);
   setCommonHeaders(headers, ctx);
-  const bodyless = ctx.method === 'HEAD' || BODYLESS_STATUSES.has(response.status) || (response.status >= 100 && response.status < 200);
+  const bodyless = isBodyless(ctx.method, response.status);
   if (response.body instanceof BufferedBody) {
     // HEAD keeps the backend's Content-Length (the size a GET would have); others get the real size.
     if (!bodyless) headers['content-length'] = String(response.body.size);
@@ -96,12 +105,11 @@ export async function writeResponse(ctx: RequestContext, via: string): Promise<v
 /** A fresh hit: the entry's client-ready list plus this response's own fields, in one array, no header object. */
 function writeStored(ctx: RequestContext, status: number, stored: readonly string[], ageSec: number, body: BufferedBody): void {
   const { res } = ctx;
-  const list = stored.concat('age', String(ageSec), 'x-request-id', ctx.id, 'server-timing', serverTimingHeader(ctx));
-  if (ctx.cacheStatusDetail) list.push('cache-status', `sluice; ${ctx.cacheStatusDetail}`);
-  const bodyless = ctx.method === 'HEAD' || BODYLESS_STATUSES.has(status);
-  // HEAD keeps the stored Content-Length (the size a GET would have); others get the real size.
-  if (!bodyless) list.push('content-length', String(body.size));
-  else if (ctx.method === 'HEAD') list.push('content-length', String(body.size));
+  const list = stored.concat('age', String(ageSec));
+  commonFields(ctx, (name, value) => { list.push(name, value); });
+  const bodyless = isBodyless(ctx.method, status);
+  // HEAD gets the size a GET would have; a 204 or 304 gets none.
+  if (!bodyless || ctx.method === 'HEAD') list.push('content-length', String(body.size));
   res.writeHead(status, list);
   if (bodyless) {
     res.end();
