@@ -74,10 +74,12 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   log = (level, message) => telemetry.logger[level](message);
   const pools = new BackendPools(raw.backend, (message, details) => telemetry.logger.warn(details, message));
   const warn = (message: string, err?: unknown) => telemetry.logger.warn({ err }, message);
+  // The Via token Sluice adds to requests and responses.
+  const via = '1.1 sluice';
   // Every backend call (proxied, refresh, job attempt) reports to the one health tracker.
   const upstream: UpstreamEnv = { pools, onOutcome: (url, outcome) => health.recordOutcome(url, outcome) };
-  const jobs: JobApi = cluster?.bullJobs({ config, slots: queue, attemptEnv: { upstream, via: '1.1 sluice', limits: raw.limits }, tracer: telemetry.jobs, warn })
-    ?? localJobApi(new JobService({ config, queue, upstream, via: '1.1 sluice', tracer: telemetry.jobs, warn }));
+  const jobs: JobApi = cluster?.bullJobs({ config, slots: queue, attemptEnv: { upstream, via, limits: raw.limits }, tracer: telemetry.jobs, warn })
+    ?? localJobApi(new JobService({ config, queue, upstream, via, tracer: telemetry.jobs, warn }));
   const cache = new ResponseCache(raw.cache.max_bytes, raw.cache.targeted_fields);
   const coalescer = new Coalescer<SharedAnswer>();
   const sharedCache = cluster?.sharedCache(cache);
@@ -87,7 +89,7 @@ export function createApp(config: CompiledConfig, extraObservers: RequestObserve
   }
   // Mutable only through reloadApp, which swaps whole objects.
   const deps: MutableDeps = {
-    config, queue, pools, upstream, via: '1.1 sluice', jobs, cache, coalescer, remoteFlights: cluster?.flights, sharedCache,
+    config, queue, upstream, via, jobs, cache, coalescer, remoteFlights: cluster?.flights, sharedCache,
     forwarding: forwardingPolicy(raw),
     buffers: new BufferBudget(raw.limits.buffer_memory, raw.limits.buffer_disk),
     queuedPerClient: queuedPerClient(raw),

@@ -1,7 +1,6 @@
 // Long-lived objects the phases use, built once by app.ts from the compiled config.
 import type { CompiledConfig, CompiledRoute } from '../config/compile.js';
 import type { SlotQueue } from '../slots/slot-queue.js';
-import type { BackendPools } from '../upstream/backend-pools.js';
 import type { UpstreamEnv } from '../upstream/call-upstream.js';
 import type { RequestContext } from './context.js';
 import type { HeaderMap } from '../http/headers.js';
@@ -36,7 +35,6 @@ export interface UpstreamTraceContext {
 export interface PipelineDeps {
   readonly config: CompiledConfig;
   readonly queue: SlotQueue;
-  readonly pools: BackendPools;
   /** How every backend call is made and its outcome reported (call-upstream.ts). */
   readonly upstream: UpstreamEnv;
   readonly observers: readonly RequestObserver[];
